@@ -1,0 +1,1 @@
+"""Discovery (Scrapy) and download (aiohttp) of image-text pairs."""

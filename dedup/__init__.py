@@ -1,0 +1,1 @@
+"""Exact and perceptual-hash near-duplicate detection."""

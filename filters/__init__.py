@@ -1,0 +1,1 @@
+"""Wukong text and image rules."""

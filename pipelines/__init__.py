@@ -1,0 +1,1 @@
+"""Ray wiring, configuration and command line: the only package that knows every stage."""

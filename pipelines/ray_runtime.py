@@ -1,0 +1,89 @@
+"""Starting or attaching to Ray: the only execution engine of every stage.
+
+Order of precedence: `RAY_ADDRESS` in the environment, `ray.address` in the config, a head started
+by `make dashboard` (its address is recorded in the project's Ray temp dir), else a local Ray started
+for this run with its dashboard on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from pipelines.config import RayConfig
+
+log = logging.getLogger(__name__)
+
+HEAD_ADDRESS_FILE = "head_address"
+# Unix socket paths under the temp dir must stay under the kernel's 107-byte limit.
+_MAX_TEMP_DIR_LEN = 60
+
+
+def _stage_packages() -> list:
+    import crawler, dedup, filters, pipelines, shards, train  # noqa: E401 - shipped to the cluster
+    return [crawler, filters, dedup, shards, train, pipelines]
+
+
+def resolve_temp_dir(cfg: RayConfig) -> Path:
+    path = Path(cfg.temp_dir).expanduser().resolve()
+    if len(str(path)) > _MAX_TEMP_DIR_LEN:
+        path = Path("/tmp") / f"wukong-ray-{os.getuid()}"
+    return path
+
+
+def recorded_head_address(cfg: RayConfig) -> str | None:
+    """The address written by `wukong dashboard`, if that head is still alive."""
+    f = resolve_temp_dir(cfg) / HEAD_ADDRESS_FILE
+    if not f.is_file():
+        return None
+    address = f.read_text().strip()
+    host, _, port = address.rpartition(":")
+    import socket
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0):
+            return address
+    except (OSError, ValueError):
+        return None
+
+
+def init_ray(cfg: RayConfig, *, quiet: bool = True) -> dict:
+    """Start or attach to Ray once per process; returns a small description for logs."""
+    import ray
+
+    # Ray 2.60 turns on token auth by default; local runs and CI use the project-local temp dir.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if ray.is_initialized():
+        return {"address": ray.get_runtime_context().gcs_address, "started": False}
+    address = os.environ.get("RAY_ADDRESS") or cfg.address or recorded_head_address(cfg)
+    log_level = logging.WARNING if quiet else logging.INFO
+    if address:
+        runtime_env = {"py_modules": _stage_packages()} if cfg.ship_code and address.startswith("ray://") else None
+        ctx = ray.init(address=address, runtime_env=runtime_env, logging_level=log_level,
+                       log_to_driver=True)
+        return {"address": address, "started": False, "dashboard_url": ctx.dashboard_url}
+    temp_dir = resolve_temp_dir(cfg)
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    ctx = ray.init(
+        num_cpus=cfg.num_cpus,
+        object_store_memory=cfg.object_store_memory_mb * 1024 * 1024,
+        include_dashboard=cfg.include_dashboard,
+        dashboard_host=cfg.dashboard_host,
+        dashboard_port=cfg.dashboard_port,
+        _temp_dir=str(temp_dir),
+        logging_level=log_level,
+        log_to_driver=True,
+    )
+    return {"address": ctx.address_info.get("address"), "started": True,
+            "dashboard_url": ctx.dashboard_url}
+
+
+def shutdown_ray() -> None:
+    import ray
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def cluster_cpus() -> int:
+    import ray
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -1,0 +1,1 @@
+"""WebDataset shard format and the final-shards stage."""

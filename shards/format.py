@@ -1,0 +1,206 @@
+"""The on-disk shard format every stage agrees on, and atomic writers for it.
+
+A shard is a WebDataset tar of `KEY.jpg`, `KEY.txt` (caption) and `KEY.json` (metadata), the
+img2dataset / open_clip convention, with a parquet index beside it (`NAME.parquet`) and a stats
+file (`NAME_stats.json`). A file becomes visible only when complete: it is written under a
+temporary name in the same directory and renamed, so a crash never leaves half a shard behind.
+Tar members carry fixed metadata (mtime 0, uid 0, mode 0644) so equal inputs give equal bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# Raw shards (ingest output) and final shards (training-ready) differ only in their name width.
+RAW_SHARD_PATTERN = "{shard:05d}"
+FINAL_SHARD_PATTERN = "{shard:06d}"
+
+IMAGE_EXT = "jpg"
+TEXT_EXT = "txt"
+META_EXT = "json"
+
+# Statuses in the parquet index of a raw shard.
+STATUS_SUCCESS = "success"
+STATUS_FAILED = "failed"
+
+# Columns of a raw shard's parquet index: one row per input row, failures included.
+RAW_INDEX_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("url", pa.string()),
+    ("caption", pa.string()),
+    ("status", pa.string()),
+    ("error", pa.string()),          # error code (e.g. http_404, not_image, too_small), null on success
+    ("error_message", pa.string()),  # human-readable detail
+    ("width", pa.int32()),           # of the stored (resized) image
+    ("height", pa.int32()),
+    ("original_width", pa.int32()),
+    ("original_height", pa.int32()),
+    ("phash", pa.uint64()),          # 64-bit DCT perceptual hash, equal to imagehash.phash
+    ("sha256", pa.string()),         # of the original bytes
+    ("bytes", pa.int64()),           # size of the original body
+    ("format", pa.string()),         # sniffed from the bytes: JPEG, PNG, WEBP, GIF, ...
+    ("source_file", pa.string()),
+    ("source_row", pa.int64()),
+])
+
+
+def phash_to_hex(value: int) -> str:
+    return f"{int(value):016x}"
+
+
+def hex_to_phash(text: str) -> int:
+    return int(text, 16)
+
+
+def _tmp_path(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        tmp.write_bytes(data)
+        _commit(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    write_bytes_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8"))
+
+
+def write_parquet_atomic(path: str | Path, table: pa.Table) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        pq.write_table(table, tmp)
+        _commit(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temporaries(directory: str | Path) -> int:
+    """Delete temporaries left by a killed run; returns how many were removed."""
+    n = 0
+    for p in Path(directory).glob(".*.tmp"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+class AtomicTarWriter:
+    """Writes a WebDataset tar under a temporary name; `close()` renames it into place.
+
+    Use as a context manager: leaving the block by an exception discards the partial file.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = _tmp_path(self.path)
+        self._fh = open(self._tmp, "wb")
+        self._tar = tarfile.open(fileobj=self._fh, mode="w", format=tarfile.USTAR_FORMAT)
+        self.count = 0
+
+    def add_member(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = 0
+        info.mode = 0o644
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        self._tar.addfile(info, io.BytesIO(data))
+
+    def write_sample(self, key: str, members: dict[str, bytes]) -> None:
+        """`members` maps extension (jpg, txt, json) to bytes; written in sorted order."""
+        if "." in key or "/" in key:
+            raise ValueError(f"invalid sample key {key!r}: keys may not contain '.' or '/'")
+        for ext in sorted(members):
+            self.add_member(f"{key}.{ext}", members[ext])
+        self.count += 1
+
+    def close(self) -> None:
+        if self._fh.closed:
+            return
+        self._tar.close()
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        if not self._fh.closed:
+            self._tar.close()
+            self._fh.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "AtomicTarWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def sample_members(image_jpeg: bytes, caption: str, meta: dict) -> dict[str, bytes]:
+    return {
+        IMAGE_EXT: image_jpeg,
+        TEXT_EXT: caption.encode("utf-8"),
+        META_EXT: json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"),
+    }
+
+
+def iter_tar_samples(path: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Yield (key, {ext: bytes}) for each sample of a tar, members grouped by key in tar order."""
+    key: str | None = None
+    members: dict[str, bytes] = {}
+    with tarfile.open(path, mode="r:") as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            base = info.name.rsplit("/", 1)[-1]
+            if "." not in base:
+                continue
+            k, ext = base.split(".", 1)
+            if key is not None and k != key:
+                yield key, members
+                members = {}
+            key = k
+            fh = tar.extractfile(info)
+            members[ext] = fh.read() if fh else b""
+    if key is not None:
+        yield key, members
+
+
+def iter_tar_members_raw(path: str | Path) -> Iterable[tuple[tarfile.TarInfo, bytes]]:
+    """Every regular member with its bytes, for copying samples between tars without re-encoding."""
+    with tarfile.open(path, mode="r:") as tar:
+        for info in tar:
+            if info.isfile():
+                fh = tar.extractfile(info)
+                yield info, (fh.read() if fh else b"")

@@ -1,0 +1,1 @@
+"""Contrastive pretraining (CLIP, FILIP, Wukong reduced-token, LiT) and evaluation."""
