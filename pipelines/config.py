@@ -37,6 +37,8 @@ class RayConfig:
     include_dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8265
+    # GCS port of the head started by `wukong dashboard start` (`make dashboard`).
+    head_port: int = 6379
     # None lets Ray count the machine's cores.
     num_cpus: int | None = None
     # Ray's default (30% of RAM) is too greedy on small machines; stages stream, they need little.
