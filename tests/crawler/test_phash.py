@@ -1,0 +1,66 @@
+"""Our batched pHash equals imagehash.phash bit for bit, on many images including the tie-prone ones."""
+
+from __future__ import annotations
+
+import imagehash
+import numpy as np
+import pytest
+from PIL import Image
+
+from crawler.imaging import ImageProcessor
+from crawler.phash import phash, phash_batch, phash_input
+from tests.crawler import images
+
+
+def _reference(im: Image.Image) -> int:
+    return int(str(imagehash.phash(im)), 16)
+
+
+def _corpus() -> list[Image.Image]:
+    rng = np.random.default_rng(0)
+    out = []
+    for seed in range(120):
+        w, h = int(rng.integers(33, 700)), int(rng.integers(33, 700))
+        im = images.photo(w, h, seed=seed, noise=int(rng.integers(0, 20)))
+        out.append(im if seed % 3 else im.convert(["L", "RGBA", "P"][seed % 9 // 3]))
+    # Flat, two-tone, gradient and pure-noise images, where DCT coefficients tie around the median.
+    out += [Image.new("RGB", (64, 64), (v, v, v)) for v in (0, 37, 128, 255)]
+    out += [Image.new("L", (40, 90), 200), Image.new("RGB", (32, 32), (10, 200, 30))]
+    half = np.zeros((64, 64), np.uint8)
+    half[:, 32:] = 255
+    out += [Image.fromarray(half), Image.fromarray(half.T.copy())]
+    out += [Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), (50, 1)))]
+    out += [Image.fromarray(rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)) for _ in range(10)]
+    out += [Image.fromarray(np.eye(64, dtype=np.uint8) * 255), Image.new("1", (50, 50), 1)]
+    return out
+
+
+def test_single_image_hash_equals_imagehash():
+    for im in _corpus():
+        assert phash(im) == _reference(im)
+
+
+def test_batched_hashes_equal_imagehash():
+    corpus = _corpus()
+    blocks = np.stack([phash_input(im) for im in corpus])
+    got = phash_batch(blocks)
+    assert got.dtype == np.uint64 and got.shape == (len(corpus),)
+    assert [int(v) for v in got] == [_reference(im) for im in corpus]
+    # Different images hash differently (the hash is not constant).
+    assert len(set(got.tolist())) > len(corpus) * 0.8
+
+
+def test_ingest_hash_is_imagehash_of_the_decoded_image():
+    proc = ImageProcessor(resize_mode="border")
+    for seed, (w, h) in enumerate([(1600, 1200), (900, 700), (300, 200), (1000, 1500), (640, 480)]):
+        data = images.jpeg(w, h, seed=seed)
+        decoded, _, _ = proc.decode_rgb(data)
+        assert decoded.size[0] < w or w < 448  # reduced decoding was used for the large ones
+        block = proc.process(data).phash_block
+        assert int(phash_batch(block[None])[0]) == _reference(decoded)
+
+
+def test_empty_batch_and_bad_shape():
+    assert phash_batch(np.zeros((0, 32, 32), np.uint8)).shape == (0,)
+    with pytest.raises(ValueError):
+        phash_batch(np.zeros((2, 16, 16), np.uint8))
