@@ -1,0 +1,128 @@
+"""Dedup on Ray: read the raw parquet indexes (one task per shard), search near pHashes (one task per
+permuted table), decide survivors on the driver, write `decisions.parquet` and `stats.json`.
+
+Only metadata moves: keys, URLs, captions, sha256 and 64-bit hashes; no image is decoded again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dedup.config import DedupConfig
+from dedup.decisions import decide
+from dedup.exact import normalize_url
+from dedup.near import merge_table_results, table_pairs
+from dedup.tables import choose_plan, make_tables
+from pipelines.config import WukongConfig
+from pipelines.ray_runtime import init_ray
+from shards.format import STATUS_SUCCESS, write_json_atomic, write_parquet_atomic
+
+log = logging.getLogger(__name__)
+
+INDEX_COLUMNS = ["key", "url", "caption", "status", "sha256", "phash", "width", "height",
+                 "original_width", "original_height"]
+
+
+def raw_index_files(raw_dirs: list[str | Path]) -> list[Path]:
+    """The parquet index of every raw shard, in input order then name order."""
+    files: list[Path] = []
+    for d in raw_dirs:
+        d = Path(d)
+        if not d.is_dir():
+            raise FileNotFoundError(f"raw shard directory not found: {d}")
+        files.extend(sorted(p for p in d.glob("*.parquet") if p.stem.isdigit()))
+    return files
+
+
+def read_index(path: str, drop_params: list[str]) -> tuple[pd.DataFrame | None, str | None]:
+    """Successful rows of one raw index with normalised URLs, or (None, error) if unreadable."""
+    try:
+        schema = pq.read_schema(path)
+        cols = [c for c in INDEX_COLUMNS if c in schema.names]
+        missing = {"key", "status", "phash"} - set(cols)
+        if missing:
+            return None, f"missing columns {sorted(missing)}"
+        # Nullable UInt64 keeps 64-bit hashes exact where a float64 column would round them.
+        df = pq.read_table(path, columns=cols).to_pandas(types_mapper={pa.uint64(): pd.UInt64Dtype()}.get)
+    except (OSError, pa.ArrowException) as exc:
+        return None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    df = df[df["status"] == STATUS_SUCCESS].drop(columns=["status"])
+    for c in INDEX_COLUMNS:
+        if c not in df and c != "status":
+            df[c] = None
+    df["url_norm"] = [normalize_url(u, drop_params) for u in df["url"]]
+    df["source_index"] = str(path)
+    return df.reset_index(drop=True), None
+
+
+def load_samples(raw_dirs, cfg: DedupConfig, kept: str | Path | None) -> tuple[pd.DataFrame, dict]:
+    import ray
+
+    files = raw_index_files(raw_dirs)
+    task = ray.remote(read_index)
+    results = ray.get([task.remote(str(f), list(cfg.url_drop_params)) for f in files])
+    errors = {str(f): err for f, (_, err) in zip(files, results) if err}
+    for f, err in errors.items():
+        log.warning("dedup: unreadable raw index %s: %s", f, err)
+    frames = [df for df, _ in results if df is not None]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=INDEX_COLUMNS + ["url_norm"])
+    stats = {"index_files": len(files), "unreadable_index_files": errors, "success_rows": int(len(df))}
+    dup = df["key"].duplicated(keep="first")
+    stats["duplicate_key"] = int(dup.sum())
+    if dup.any():
+        log.warning("dedup: %d rows repeat a key seen in an earlier shard; the first is used", int(dup.sum()))
+        df = df[~dup]
+    if kept is not None:
+        k = pq.read_table(kept, columns=["key", "caption"]).to_pandas().drop_duplicates("key")
+        before = len(df)
+        df = df.drop(columns=["caption"]).merge(k, on="key", how="inner")
+        stats["not_kept_by_filter"] = int(before - len(df))
+        stats["kept_keys_missing_from_raw"] = int(len(k) - len(df))
+    return df.reset_index(drop=True), stats
+
+
+def _table_task(unique, blocks: int, radius: int, index: int, window: int):
+    table = make_tables(blocks, radius)[index]
+    return table_pairs(unique, table, radius, window)
+
+
+def ray_near_finder(unique: np.ndarray, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One Ray task per permuted table; the distinct hashes are shared through the object store."""
+    import ray
+
+    if cfg.radius < 1 or unique.size < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64), {"tables": 0}
+    t0 = time.perf_counter()
+    plan = choose_plan(unique.size, cfg.radius, cfg.blocks, cfg.max_tables, cfg.cost_sort_ns, cfg.cost_candidate_ns)
+    ref = ray.put(unique)
+    # Each task holds a permuted copy, a sort buffer and candidate positions: ~4 arrays of n.
+    task = ray.remote(_table_task).options(memory=max(1, unique.nbytes * 4), max_retries=2)
+    futures = [task.remote(ref, plan.blocks, cfg.radius, i, cfg.hot_bucket_window) for i in range(plan.tables)]
+    lo, hi, stats = merge_table_results(ray.get(futures))
+    del ref
+    stats.update(blocks=plan.blocks, min_key_bits=plan.min_key_bits, seconds=round(time.perf_counter() - t0, 3))
+    return lo, hi, stats
+
+
+def run_dedup(raw_dirs, output, cfg: WukongConfig, kept: str | Path | None = None) -> dict:
+    problems = cfg.dedup.problems()
+    if problems:
+        raise ValueError(problems[0])
+    init_ray(cfg.ray)
+    t0 = time.perf_counter()
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    df, load_stats = load_samples(raw_dirs, cfg.dedup, kept)
+    decisions, stats = decide(df, cfg.dedup, finder=ray_near_finder)
+    write_parquet_atomic(out / "decisions.parquet", pa.Table.from_pandas(decisions, preserve_index=False))
+    stats = {"input": load_stats, **stats, "seconds": round(time.perf_counter() - t0, 3)}
+    write_json_atomic(out / "stats.json", stats)
+    log.info("dedup: %d examined, %d kept, %s", stats["examined"], stats["kept"], stats["by_reason"])
+    return stats
