@@ -16,6 +16,10 @@ class DownloadConfig:
     save_additional_columns: list[str] = field(default_factory=list)
     # Rows per partition; one partition becomes one raw shard.
     rows_per_shard: int = 10_000
+    # Input format when the file name does not tell (csv, tsv, parquet, jsonl, txt); "" = from suffix.
+    input_format: str = ""
+    # Whether csv/tsv inputs start with a header row (Wukong's and img2dataset's do).
+    input_has_header: bool = True
     # Concurrency: requests in flight per process, and per host.
     concurrency: int = 256
     per_host_connections: int = 64
@@ -28,6 +32,10 @@ class DownloadConfig:
     backoff_base: float = 0.5
     backoff_max: float = 8.0
     max_redirects: int = 5
+    # Resolved addresses are reused this long (seconds); the guard checks them when resolved.
+    dns_cache_ttl: int = 300
+    # Longest accepted response header line/field, in bytes.
+    max_header_bytes: int = 16_384
     # Bodies larger than this are cut off while streaming.
     max_bytes: int = 20 * 1024 * 1024
     user_agent: str = "wukong-pipeline/0.1 (+{contact})"
@@ -42,10 +50,27 @@ class DownloadConfig:
     image_size: int = 224
     resize_mode: str = "border"
     jpeg_quality: int = 95
+    # Never upscale images smaller than the output size (img2dataset's resize_only_if_bigger).
+    resize_only_if_bigger: bool = False
+    # Resampling filters (nearest, box, bilinear, hamming, bicubic, lanczos); box = area averaging.
+    downscale_filter: str = "box"
+    upscale_filter: str = "lanczos"
+    # JPEGs are decoded reduced (DCT scaling) to at least this many times the output size.
+    decode_oversample: float = 1.0
+    # Padding colour of the border mode, and background of transparent images (RGB).
+    border_color: list[int] = field(default_factory=lambda: [255, 255, 255])
     # Decompression-bomb guard, in pixels of the original image.
     max_image_pixels: int = 89_478_485
     # Ray tasks in parallel (0: one per CPU Ray sees).
     processes: int = 0
+    # Threads per task decoding and encoding images (Pillow releases the GIL while it works).
+    decode_threads: int = 2
+    # Images hashed together in one batched DCT.
+    phash_batch: int = 64
+    # Seconds between progress reports from a running partition to the driver.
+    progress_interval: float = 1.0
+    # Ray retries of a partition task whose worker died (the shard is redone from scratch).
+    task_max_retries: int = 3
 
 
 @dataclass
