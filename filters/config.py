@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The text chain, in order. A rule is one module in filters/rules/ registered under its name;
+# removing a name here switches the rule off, adding one (module + entry) switches it on.
+DEFAULT_TEXT_RULES = ["normalize", "convert", "boilerplate", "language", "length", "sensitive",
+                      "frequency", "privacy"]
+
 
 @dataclass
 class ImageRulesConfig:
@@ -19,10 +24,90 @@ class ImageRulesConfig:
 
 @dataclass
 class TextRulesConfig:
-    pass
+    """Wukong's text rules. Each drop has a stable reason code (see filters/reasons.py)."""
+
+    # Rules of the chain, in this order (names of modules in filters/rules/).
+    rules: list[str] = field(default_factory=lambda: list(DEFAULT_TEXT_RULES))
+
+    # normalize: NFKC, HTML entities/tags, zero-width/control chars, whitespace; URLs removed too.
+    strip_urls: bool = True
+
+    # convert: OpenCC configuration applied after normalisation ("t2s": traditional to simplified).
+    opencc_config: str = "t2s"
+
+    # boilerplate (reason boilerplate): phrases that repeat across the web. A caption that is only
+    # boilerplate is dropped; a boilerplate segment (split at | - _ · etc.) is cut from a caption.
+    # "" = the bundled filters/data/boilerplate.txt; one phrase a line, '#' starts a comment.
+    boilerplate_file: str = ""
+    # Phrases added to the file's.
+    boilerplate_extra: list[str] = field(default_factory=list)
+    # Only phrases at least this long are cut from a caption's start or end ('高清风景图片' keeps
+    # its '图片'; '美景 展开全文' loses '展开全文').
+    boilerplate_affix_min_chars: int = 4
+
+    # language (reason no_chinese): decided by script; fastText (lite model) only where it cannot.
+    # At least this many Han characters.
+    min_han_chars: int = 1
+    # Kana (and Japanese-only kanji) share of the CJK characters at or above which a caption is
+    # Japanese without asking the model; below it but above zero, the model decides.
+    japanese_share: float = 0.3
+    # Same for hangul (Korean).
+    korean_share: float = 0.3
+    # Han characters / (Han characters + Latin words) below which the model decides
+    # (e.g. an English sentence with one Chinese word).
+    min_han_share: float = 0.4
+    # Where the model decides: Chinese (zh, wuu, yue) among its top 3 with at least this score.
+    lid_min_zh_score: float = 0.2
+
+    # length (reasons too_short, too_long): characters exclude whitespace; words are jieba words
+    # holding a Han character. A 32-token text encoder (one token per Han character, [CLS]/[SEP])
+    # reads 30 characters; up to twice that is kept and truncated at training, longer texts are
+    # article paragraphs rather than captions. Wukong: at least 1, at most 32 Chinese words.
+    min_chars: int = 2
+    max_chars: int = 64
+    min_words: int = 1
+    max_words: int = 32
+
+    # sensitive (reason sensitive): Aho-Corasick over the caption with spaces, punctuation and
+    # symbols removed, lower-cased, after t2s. "" = the bundled filters/data/sensitive_words.txt
+    # (a small list of the project's own); supply a full list as a file, one word a line.
+    sensitive_words_file: str = ""
+    # Words added to the file's.
+    sensitive_extra: list[str] = field(default_factory=list)
+    # Words shorter than this (after normalisation) are ignored: single characters match everywhere.
+    sensitive_min_len: int = 2
+
+    # frequency (reason too_frequent): captions (compared without spaces, punctuation and case)
+    # seen more than this many times in the whole input are dropped, every occurrence.
+    max_occurrences: int = 10
+
+    # privacy (a transformation, counted, never a drop): masks replace what they hide.
+    mask_names: bool = True
+    mask_phones: bool = True
+    mask_emails: bool = True
+    mask_id_numbers: bool = True
+    name_token: str = "<人名>"
+    phone_token: str = "<电话>"
+    email_token: str = "<邮箱>"
+    id_number_token: str = "<身份证号>"
+    # Name tagger tables ("" = bundled file in filters/data/): surnames (single and compound),
+    # characters common in given names, words that look like names but are not (places, brands,
+    # things), and the title/role words that mark a name beside them.
+    surnames_file: str = ""
+    given_name_chars_file: str = ""
+    name_whitelist_file: str = ""
+    name_context_file: str = ""
 
 
 @dataclass
 class FilterConfig:
     text: TextRulesConfig = field(default_factory=TextRulesConfig)
     image: ImageRulesConfig = field(default_factory=ImageRulesConfig)
+    # Input column holding the caption.
+    caption_col: str = "caption"
+    # Rows per partition (one Ray task each).
+    rows_per_partition: int = 50_000
+    # Reduce tasks of the global caption count (0: one per CPU Ray sees).
+    frequency_reducers: int = 0
+    # Directory of jieba's dictionary cache ("" = .cache/jieba under the working directory).
+    jieba_cache_dir: str = ""
