@@ -1,0 +1,85 @@
+"""Where each sample's bytes are: raw parquet indexes and byte offsets of members in raw tars.
+
+Final shards copy the raw JPEG bytes by offset (pread), so no image is decoded or re-encoded and
+a shard can draw samples from any number of source tars.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shards.format import IMAGE_EXT, META_EXT, STATUS_SUCCESS
+
+INDEX_COLUMNS = ["key", "url", "caption", "status", "error", "width", "height", "original_width",
+                 "original_height", "phash", "sha256"]
+
+
+def raw_shard_indexes(raw_dirs) -> list[Path]:
+    files: list[Path] = []
+    for d in raw_dirs:
+        d = Path(d)
+        if not d.is_dir():
+            raise FileNotFoundError(f"raw shard directory not found: {d}")
+        files.extend(sorted(p for p in d.glob("*.parquet") if p.stem.isdigit()))
+    return files
+
+
+def read_raw_index(path: str) -> tuple[pd.DataFrame | None, dict]:
+    """All rows of one raw index (failures too, for the funnel), or None and the error."""
+    try:
+        schema = pq.read_schema(path)
+        cols = [c for c in INDEX_COLUMNS if c in schema.names]
+        if not {"key", "status"} <= set(cols):
+            return None, {"error": "missing key/status columns"}
+        df = pq.read_table(path, columns=cols).to_pandas(types_mapper={pa.uint64(): pd.UInt64Dtype()}.get)
+    except (OSError, pa.ArrowException) as exc:
+        return None, {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    for c in INDEX_COLUMNS:
+        if c not in df:
+            df[c] = None
+    df["tar"] = str(Path(path).with_suffix(".tar"))
+    return df, {}
+
+
+def member_offsets(tar_path: str) -> tuple[dict[str, dict[str, tuple[int, int]]], str | None]:
+    """{key: {ext: (data offset, size)}} of a raw tar, or ({}, error) when it cannot be read.
+    A truncated tar yields the members before the damage, and the error."""
+    out: dict[str, dict[str, tuple[int, int]]] = {}
+    try:
+        with tarfile.open(tar_path, mode="r:") as tar:
+            for info in tar:
+                if not info.isfile():
+                    continue
+                base = info.name.rsplit("/", 1)[-1]
+                if "." not in base:
+                    continue
+                key, ext = base.split(".", 1)
+                out.setdefault(key, {})[ext] = (info.offset_data, info.size)
+    except (OSError, tarfile.TarError) as exc:
+        return out, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return out, None
+
+
+def locate(tar_path: str, keys: list[str]) -> tuple[dict[str, tuple[int, int, int, int]], dict]:
+    """(jpg offset, jpg size, json offset, json size) for the wanted keys of one tar (json: -1 if
+    absent); counts keys whose image is missing."""
+    members, error = member_offsets(tar_path)
+    found = {}
+    missing = 0
+    for k in keys:
+        m = members.get(k, {})
+        if IMAGE_EXT not in m:
+            missing += 1
+            continue
+        j = m.get(META_EXT, (-1, -1))
+        found[k] = (*m[IMAGE_EXT], *j)
+    return found, {"missing_image_in_tar": missing, "tar_error": error}
+
+
+def successful(df: pd.DataFrame) -> pd.Series:
+    return df["status"] == STATUS_SUCCESS

@@ -1,0 +1,106 @@
+"""Write one final shard: a WebDataset tar plus its parquet index, atomically, from a shard plan.
+
+A plan row names the sample's key, final caption and where its raw bytes are. The JPEG is copied
+byte for byte; `KEY.txt` is the final caption; `KEY.json` is the raw metadata updated with the
+final caption, the original caption and the split. The parquet index is written last and carries
+the plan's digest, so a rerun recognises a finished shard and skips it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shards.format import IMAGE_EXT, META_EXT, TEXT_EXT, AtomicTarWriter, phash_to_hex, write_parquet_atomic
+
+DIGEST_META = b"wukong.plan_digest"
+
+FINAL_INDEX_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("caption", pa.string()),
+    ("caption_original", pa.string()),
+    ("url", pa.string()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("original_width", pa.int32()),
+    ("original_height", pa.int32()),
+    ("phash", pa.uint64()),
+    ("sha256", pa.string()),
+    ("split", pa.string()),
+    ("jpg_bytes", pa.int64()),
+])
+
+PLAN_FIELDS = ["key", "caption", "caption_original", "url", "width", "height", "original_width",
+               "original_height", "phash", "sha256", "tar", "jpg_off", "jpg_len", "json_off", "json_len"]
+
+
+def shard_is_done(tar: Path, index: Path, digest: str) -> bool:
+    if not (tar.is_file() and index.is_file()):
+        return False
+    try:
+        meta = pq.read_schema(index).metadata or {}
+    except (OSError, pa.ArrowException):
+        return False
+    return meta.get(DIGEST_META, b"").decode() == digest
+
+
+class _Sources:
+    """Open raw tars once per shard; read members by offset."""
+
+    def __init__(self):
+        self._fds: dict[str, int] = {}
+
+    def read(self, path: str, offset: int, size: int) -> bytes:
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, os.O_RDONLY)
+        data = os.pread(fd, size, offset)
+        if len(data) != size:
+            raise OSError(f"{path}: short read at {offset} ({len(data)} of {size} bytes)")
+        return data
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def _meta(raw: bytes | None, row: dict, split: str) -> bytes:
+    try:
+        meta = json.loads(raw) if raw else {}
+        if not isinstance(meta, dict):
+            meta = {}
+    except ValueError:
+        meta = {}
+    meta.update(key=row["key"], caption=row["caption"], caption_original=row["caption_original"], split=split)
+    if row.get("phash") is not None:
+        meta["phash"] = phash_to_hex(row["phash"])
+    return json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], digest: str) -> dict:
+    """Write the shard of `rows` (plan rows, in order). Returns its counts."""
+    tar_path, index_path = Path(tar_path), Path(index_path)
+    if shard_is_done(tar_path, index_path, digest):
+        return {"samples": len(rows), "skipped": True, "bytes": tar_path.stat().st_size}
+    sources = _Sources()
+    records = []
+    try:
+        with AtomicTarWriter(tar_path) as tar:
+            for row in rows:
+                jpg = sources.read(row["tar"], row["jpg_off"], row["jpg_len"])
+                raw_meta = sources.read(row["tar"], row["json_off"], row["json_len"]) if row["json_off"] >= 0 else None
+                tar.write_sample(row["key"], {IMAGE_EXT: jpg, TEXT_EXT: row["caption"].encode("utf-8"),
+                                              META_EXT: _meta(raw_meta, row, split)})
+                records.append({**{f.name: row.get(f.name) for f in FINAL_INDEX_SCHEMA}, "split": split,
+                                "jpg_bytes": len(jpg)})
+    finally:
+        sources.close()
+    table = pa.Table.from_pylist(records, schema=FINAL_INDEX_SCHEMA)
+    table = table.replace_schema_metadata({DIGEST_META: digest.encode()})
+    write_parquet_atomic(index_path, table)
+    return {"samples": len(records), "skipped": False, "bytes": tar_path.stat().st_size}
