@@ -98,6 +98,19 @@ class TextRulesConfig:
     name_whitelist_file: str = ""
     name_context_file: str = ""
 
+    def problems(self) -> list[str]:
+        """What makes this configuration unusable (unknown rule, missing word list), in words."""
+        from pathlib import Path
+
+        from filters.rules import RULES
+        out = [f"unknown text rule {r!r} (known: {', '.join(RULES)})" for r in self.rules if r not in RULES]
+        for name in ("boilerplate_file", "sensitive_words_file", "surnames_file",
+                     "given_name_chars_file", "name_whitelist_file", "name_context_file"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                out.append(f"filter.text.{name}: file not found: {path}")
+        return out
+
 
 @dataclass
 class FilterConfig:
