@@ -306,7 +306,9 @@ class AddressGuardMiddleware:
     """
 
     def __init__(self, allow_private: bool, allowed: list[str]):
-        self.policy = _AddressPolicy(allow_private, allowed)
+        from crawler.netguard import AddressGuard
+
+        self.guard = AddressGuard(allow_private, allowed)
         self._cache: dict[tuple[str, int], str | None] = {}
 
     @classmethod
@@ -323,51 +325,26 @@ class AddressGuardMiddleware:
             raise IgnoreRequest(f"address refused: bad port in {request.url}")
         key = (host, port)
         if key not in self._cache:
-            self._cache[key] = self.policy.refusal(host, port)
+            self._cache[key] = self._refusal(host, port)
         why = self._cache[key]
         if why:
             raise IgnoreRequest(f"address refused: {why}")
         return None
 
-
-class _AddressPolicy:
-    """Public addresses only, unless private ones are allowed globally or listed (host, IP, CIDR,
-    optionally with :port)."""
-
-    def __init__(self, allow_private: bool, allowed: list[str]):
-        import ipaddress
-
-        self.allow_private = allow_private
-        self.hosts: set[tuple[str, int | None]] = set()
-        self.nets: list[tuple[object, int | None]] = []
-        for item in allowed:
-            item = item.strip().lower()
-            port = None
-            if item.count(":") == 1:
-                item, _, p = item.partition(":")
-                port = int(p)
-            try:
-                self.nets.append((ipaddress.ip_network(item.strip("[]"), strict=False), port))
-            except ValueError:
-                self.hosts.add((item, port))
-
-    def _listed(self, host: str, ip, port: int) -> bool:
-        if (host, None) in self.hosts or (host, port) in self.hosts:
-            return True
-        return any(ip in net and p in (None, port) for net, p in self.nets)
-
-    def refusal(self, host: str, port: int) -> str | None:
-        import ipaddress
+    def _refusal(self, host: str, port: int) -> str | None:
         import socket
 
+        from crawler.netguard import BlockedAddressError
+
         try:
+            self.guard.check_literal(host, port)
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BlockedAddressError as exc:
+            return str(exc)
         except (OSError, UnicodeError) as exc:
             return f"cannot resolve {host}: {exc}"
         for *_, sockaddr in infos:
-            ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
-            if ip.is_global or self.allow_private:
-                continue
-            if not self._listed(host, ip, port):
-                return f"{host} resolves to non-public {ip}"
+            if not self.guard.allows(host, sockaddr[0], port):
+                return f"{host} resolves to the non-public address {sockaddr[0]}"
         return None
+
