@@ -133,6 +133,7 @@ def run_shards(raw_dirs, output, cfg: WukongConfig, filter_dir=None, dedup_dir=N
     limit = sc.processes or cluster_cpus()
     splits = {}
     pending = []
+    written = []
     for split in SPLITS:
         split_dir = out / split
         if split not in plans:
@@ -146,9 +147,9 @@ def run_shards(raw_dirs, output, cfg: WukongConfig, filter_dir=None, dedup_dir=N
             # Bounded in-flight tasks: shard rows are shipped with each task.
             if len(pending) >= 2 * limit:
                 ready, pending = ray.wait(pending, num_returns=1)
-                ray.get(ready)
+                written.extend(ray.get(ready))
         splits[split] = {"samples": sum(len(p.rows) for p in plans[split]), "shards": len(plans[split])}
-    written = ray.get(pending)  # raises on a failed shard; a rerun resumes
+    written.extend(ray.get(pending))  # raises on a failed shard; a rerun resumes
     for split, plist in plans.items():
         sizes = {f"{p.name}.tar": len(p.rows) for p in plist}
         write_json_atomic(out / split / "sizes.json", sizes)
