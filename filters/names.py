@@ -21,6 +21,9 @@ from filters.wordlists import load_lines
 _MAX_GIVEN = 2
 # Dictionary words considered when checking whether a surname sits inside a longer word.
 _MAX_WORD = 4
+# Last characters of places and landmarks: a dictionary word ending so is a name only beside a
+# title ('钟南山院士'), never on its tag alone ('白云山', '阳明山').
+_PLACE_ENDINGS = frozenset("山湖江河岛桥寺塔城镇村县市区路街港湾园馆宫庙洲州阁楼")
 _SKIP_TOKENS = frozenset({"/", ":", "：", " ", "　", "·", "|", "-", "丨"})
 
 
@@ -160,7 +163,8 @@ class NameTagger:
             if self._shape_ok(w):
                 titled = neighbour(k + span_words - 1, 1) in self.t.after or neighbour(k, -1) in self.t.before
                 known = freq.get(w)
-                tagged = flag.startswith("nr") and (not known or tags.get(w, "").startswith("nr"))
+                tagged = flag.startswith("nr") and (not known or (tags.get(w, "").startswith("nr")
+                                                                  and w[-1] not in _PLACE_ENDINGS))
                 if titled and (self._given_ok(w) or flag.startswith("nr") or not known):
                     found.append((starts[k], starts[k] + len(w)))
                 elif tagged and self._given_ok(w):

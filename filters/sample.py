@@ -7,7 +7,7 @@ class Sample:
     """`text` is the caption as cleaned so far; `reason` is set by the first rule that drops it."""
 
     __slots__ = ("original", "text", "reason", "detail", "marks", "key", "han", "kana", "hangul",
-                 "latin_words", "masked", "withheld")
+                 "latin_words", "masked", "withheld", "unconverted")
 
     def __init__(self, original: str | None, reason: str | None = None, detail: str | None = None):
         self.original = original
@@ -21,6 +21,8 @@ class Sample:
         self.masked: list[tuple[str, str]] = []
         # True when privacy could not be applied: the job then writes no caption text at all.
         self.withheld = False
+        # The text before OpenCC conversion: language ID reads it (t2s turns 新幹線 into 新干线).
+        self.unconverted: str | None = None
 
     def drop(self, reason: str, detail: str | None = None) -> None:
         self.reason = reason

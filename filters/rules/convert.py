@@ -25,5 +25,6 @@ class Convert(TextRule):
     def __call__(self, s: Sample) -> None:
         out = self.convert(s.text)
         if out != s.text:
+            s.unconverted = s.text
             s.marks.append(reasons.CONVERTED)
             s.text = out

@@ -69,7 +69,8 @@ class Language(TextRule):
             if hangul:
                 return False, "ko"
             return False, "latin" if s.latin_words else "no_letters"
-        jp_marks = kana + (len(self.jp_kanji_re.findall(s.text)) if self.jp_kanji_re and han else 0)
+        source = s.unconverted or s.text
+        jp_marks = kana + (len(self.jp_kanji_re.findall(source)) if self.jp_kanji_re and han else 0)
         if jp_marks and jp_marks / (han + kana) >= cfg.japanese_share:
             return False, "ja"
         if hangul and hangul / (han + hangul) >= cfg.korean_share:
@@ -77,7 +78,7 @@ class Language(TextRule):
         if not jp_marks and not hangul and han / (han + s.latin_words) >= cfg.min_han_share:
             return True, "han"
         self.model_calls += 1
-        score, top = self.lid.chinese_score(s.text)
+        score, top = self.lid.chinese_score(source)
         return score >= cfg.lid_min_zh_score, f"model:{top}"
 
     def __call__(self, s: Sample) -> None:
