@@ -48,6 +48,7 @@ class TrainConfig:
     beta2: float = 0.98
     eps: float = 1e-6
     grad_clip: float = 0.0              # max gradient norm; 0 = off
+    max_nonfinite_steps: int = 20       # consecutive skipped (NaN/inf gradient) steps before giving up
     seed: int = 0                       # seeds weights, shard order and the shuffle buffer
     precision: str = "auto"             # auto (bf16 autocast on GPU, fp32 on CPU), fp32, bf16
     grad_checkpointing: bool = False    # recompute activations in backward (saves memory on GPU)
@@ -73,6 +74,7 @@ class TrainConfig:
 class EvalConfig:
     batch_size: int = 256               # images or texts embedded at once
     block_size: int = 4096              # queries per similarity block in retrieval (bounds memory)
+    max_block_elements: int = 50_000_000  # token-wise heads: floats in one (queries x texts x tokens^2) block
     recall_at: tuple[int, ...] = (1, 5, 10)  # R@K reported in both directions
     templates: str = ""                 # Chinese prompt templates ("{}" = class name); "" = bundled list
     max_samples: int = 0                # retrieval pairs read from the shards; 0 = all

@@ -22,7 +22,7 @@ from train.heads import HEADS, TokenReducer, normalize
 # (text: 12 layers, width 512/8 heads for B, 768/12 heads for L).
 PRESETS: dict[str, dict] = {
     "tiny": dict(
-        vision=dict(image_size=64, patch_size=8, width=128, layers=4, head_width=32),
+        vision=dict(image_size=64, patch_size=16, width=128, layers=4, head_width=32),
         text=dict(width=128, heads=4, layers=4),
         embed_dim=128, token_embed_dim=128, reduced_tokens=8, conv_stem=True),
     "vit-b-32": dict(
