@@ -20,7 +20,7 @@ import pandas as pd
 from dedup.clusters import component_roots, group_edges
 from dedup.config import DedupConfig
 from dedup.exact import group_codes, normalize_url, pair_codes
-from dedup.near import near_pairs, sorted_unique
+from dedup.near import near_pairs, unique_with_inverse
 from dedup.tables import choose_plan, make_tables
 
 REASONS = ("unique", "survivor", "exact_url", "exact_sha256", "exact_pair", "near_phash")
@@ -69,9 +69,9 @@ def decide(df: pd.DataFrame, cfg: DedupConfig, finder: NearFinder = local_near_f
     # pHash: identical hashes are one node; near pairs join nodes.
     has_hash = df["phash"].notna().to_numpy()
     hashes = df["phash"].to_numpy(dtype=np.uint64, na_value=0)
-    unique = sorted_unique(hashes[has_hash])
+    unique, inverse = unique_with_inverse(hashes[has_hash])
     node = np.full(n, -1, dtype=np.int64)
-    node[has_hash] = np.searchsorted(unique, hashes[has_hash])
+    node[has_hash] = inverse
     add(group_edges(node))
     lo, hi, near_stats = finder(unique, cfg)
     if lo.size:

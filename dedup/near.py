@@ -44,6 +44,20 @@ def sorted_unique(h: np.ndarray) -> np.ndarray:
     return s[keep]
 
 
+def unique_with_inverse(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, index of each input value among them): one argsort, no searches."""
+    h = np.asarray(h, dtype=np.uint64)
+    order = np.argsort(h)
+    s = h[order]
+    new = np.empty(s.size, dtype=bool)
+    if s.size:
+        new[0] = True
+        np.not_equal(s[1:], s[:-1], out=new[1:])
+    inverse = np.empty(s.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return s[new], inverse
+
+
 def table_pairs(unique: np.ndarray, table: Table, radius: int, window: int) -> tuple[np.ndarray, np.ndarray, TableStats]:
     """Index pairs (i < j) into `unique` within `radius`, among hashes sharing this table's key."""
     n = unique.size
