@@ -267,7 +267,8 @@ def _caption_like(el, max_chars: int) -> str:
 
 def nearby_text(img, levels: int, max_chars: int) -> str:
     """The closest short text around an image: its tail, then the next and previous siblings,
-    moving out one ancestor at a time; text that holds another image is not this image's caption."""
+    moving out one ancestor at a time. Text that holds another image, or follows one, belongs to
+    that image."""
     node = img
     for _ in range(max(1, levels)):
         tail = normalize_caption(node.tail)
@@ -284,9 +285,14 @@ def nearby_text(img, levels: int, max_chars: int) -> str:
         while prev is not None and not isinstance(prev.tag, str):
             prev = prev.getprevious()
         if prev is not None:
-            text = _caption_like(prev, max_chars)
-            if text:
-                return text
+            before = prev.getprevious()
+            while before is not None and not isinstance(before.tag, str):
+                before = before.getprevious()
+            # Text right after another image is that image's caption, not this one's.
+            if before is None or not _has_image(before):
+                text = _caption_like(prev, max_chars)
+                if text:
+                    return text
         parent = node.getparent()
         if parent is None or parent.tag in ("body", "html"):
             break

@@ -317,7 +317,7 @@ def _filter_and_download(out: Path, cfg: WukongConfig) -> dict:
     stats: dict = {}
     if not cand_files:
         return {"filter": {"input": 0}, "download": {"input": 0}}
-    stats["filter"] = run_filter(cand_files, out / "candidates_filtered", cfg)
+    stats["filter"] = run_filter(cand_files, out / "candidates_filtered", cfg, rules="text")
     kept = out / "candidates_filtered" / "kept.parquet"
     if not cfg.download.save_additional_columns:
         cfg = dataclasses.replace(cfg, download=dataclasses.replace(

@@ -182,6 +182,10 @@ def draw_shapes(rng: random.Random, size: tuple[int, int], shape: str, colour: s
 
 
 _PHOTO_CACHE: dict[str, np.ndarray] = {}
+# Photo crops keep at least this share of the photo's contrast (pixel standard deviation),
+# tried this many times.
+_MIN_CROP_STD_SHARE = 0.75
+_CROP_TRIES = 30
 
 
 def _photo_array(source: str) -> np.ndarray:
@@ -208,8 +212,16 @@ def draw_photo(rng: random.Random, size: tuple[int, int], obj: str) -> Drawing:
     if ch > ph:
         ch = ph
         cw = int(ch * w / h)
-    x0, y0 = rng.randint(0, pw - cw), rng.randint(0, ph - ch)
-    img = Image.fromarray(arr[y0:y0 + ch, x0:x0 + cw]).resize((w, h), Image.Resampling.BICUBIC)
+    min_std = _MIN_CROP_STD_SHARE * float(arr.std())
+    for _ in range(_CROP_TRIES):
+        x0, y0 = rng.randint(0, pw - cw), rng.randint(0, ph - ch)
+        crop = arr[y0:y0 + ch, x0:x0 + cw]
+        # A featureless corner (sky, the dark side of the moon) does not show the object.
+        if crop.std() >= min_std:
+            break
+    else:
+        crop = arr
+    img = Image.fromarray(crop).resize((w, h), Image.Resampling.BICUBIC)
     if rng.random() < 0.5:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if rng.random() < 0.3:
@@ -264,10 +276,14 @@ def caption_foreign(d: Drawing, lang: str) -> str:
 
 
 def caption_mixed(rng: random.Random, d: Drawing) -> str:
-    """Chinese with English words, as web captions often are; still a Chinese caption."""
-    en = caption_foreign(d, "en")
-    return rng.choice([f"{caption_zh(rng, d)} {en}", f"{caption_zh(rng, d)} HD wallpaper",
-                       f"【{caption_zh(rng, d)}】photo by demo"])
+    """Chinese with a few English words or tags, as web captions often are; still a Chinese caption."""
+    word = english_word(d)
+    return rng.choice([f"{caption_zh(rng, d)} HD", f"{caption_zh(rng, d)} {word}", f"【{caption_zh(rng, d)}】4K",
+                       f"{caption_zh(rng, d)} #{word}"])
+
+
+def english_word(d: Drawing) -> str:
+    return SHAPES[d.labels["shape"]]["en"] if d.kind == "shape" else PHOTOS[d.labels["object"]]["en"].split()[-1]
 
 
 def class_names_zh(task: str) -> dict[str, str]:

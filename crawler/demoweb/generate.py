@@ -33,7 +33,7 @@ ROUTES_FILE = "routes.json"
 SEARCH_INDEX_FILE = "search_index.json"
 QUERIES_FILE = "queries.txt"
 MANIFEST_FILE = "manifest.json"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 5
 
 # Category -> (stage expected to drop or change the pair, action, reason). Stage None: kept as is.
 # Reasons are the codes of the stage that acts (filters/reasons.py, crawler/fetch.py, imaging.py).
@@ -50,8 +50,9 @@ EXPECTED = {
     "korean": ("filter", "drop", "no_chinese"),
     "boilerplate": ("filter", "drop", "boilerplate"),
     "sensitive": ("filter", "drop", "sensitive"),
-    "too_small": ("download", "drop", "image_too_small"),
-    "too_thin": ("download", "drop", "image_bad_aspect"),
+    "too_small": ("download", "drop", "too_small"),
+    "too_thin": ("download", "drop", "aspect_ratio"),
+    # Half truncated (reason truncated), half garbage after a JPEG header (decode_error).
     "corrupt": ("download", "drop", "decode_error"),
     "not_image": ("download", "drop", "not_image"),
     "broken_link": ("download", "drop", "http_404"),
@@ -63,7 +64,8 @@ EXPECTED = {
     "opted_out": ("discover", "drop", "opted_out"),
     "tracking_pixel": ("discover", "drop", "declared_too_small"),
     "site_logo": ("discover", "drop", "declared_too_small"),
-    "site_icon": ("download", "drop", "image_too_small"),
+    # A 32 px share icon captioned 分享: boilerplate to the text rules, too small to the downloader.
+    "site_icon": ("filter", "drop", "boilerplate"),
 }
 # Config share field -> category.
 SHARES = {
@@ -408,12 +410,17 @@ def _layout_pages(b: _Builder, pairs: list[dict]) -> list[dict]:
             n = numbers.pop()
             path = f"/private/a/{n:05d}.html" if kind == "private" else f"/a/{n:05d}.html"
             page = {"path": path, "kind": kind, "pairs": chunk, "base": rng.random() < 0.2,
-                    "slow": kind == "allowed" and rng.random() < cfg.share_slow_pages,
-                    "flaky": kind == "allowed" and rng.random() < cfg.share_flaky_pages,
+                    "slow": False, "flaky": False,
                     "opt_out_via": rng.choice(["header", "meta"]) if kind == "opted_out" else None}
             for p in chunk:
                 p["page_path"] = path
             pages.append(page)
+    allowed = [pg for pg in pages if pg["kind"] == "allowed"]
+    # At least one slow and one flaky page whenever their share is above zero.
+    for flag, share in (("slow", cfg.share_slow_pages), ("flaky", cfg.share_flaky_pages)):
+        n = max(1, round(share * len(allowed))) if share > 0 else 0
+        for pg in rng.sample(allowed, k=min(n, len(allowed))):
+            pg[flag] = True
     return pages
 
 
@@ -436,7 +443,8 @@ def _write_site(b: _Builder, pairs: list[dict], pages: list[dict]) -> None:
             b.route(p["image_path"], data=b"<h1>500 Internal Server Error</h1>", status=500)
         elif cat == "corrupt":
             data = p["data"]
-            bad = data[:len(data) // 2] if rng.random() < 0.5 else data[:64] + rng.randbytes(len(data) // 3)
+            p["truncated"] = rng.random() < 0.5
+            bad = data[:len(data) // 2] if p["truncated"] else data[:64] + rng.randbytes(len(data) // 3)
             b.route(p["image_path"], data=bad, ctype=ctype)
         elif cat == "not_image":
             body = "<!DOCTYPE html><html><body><h1>图片不存在</h1><p>您访问的图片已被删除。</p></body></html>".encode()
@@ -603,6 +611,8 @@ def _write_ground_truth(b: _Builder, pairs: list[dict], pages: list[dict]) -> No
         if p["declared_size"]:
             stage, action, reason = "discover", "drop", (
                 "declared_too_small" if p["category"] == "too_small" else "declared_bad_aspect")
+        if p.get("truncated"):
+            reason = "truncated"
         w, h = Image.open(io.BytesIO(p["data"])).size
         lab = p["labels"]
         rows.append({"pair_id": p["pair_id"], "category": p["category"], "url": None, "page_url": None,
