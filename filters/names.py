@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from filters.config import TextRulesConfig
 from filters.jieba_runtime import dictionary, get_jieba, posseg_tokenizer
-from filters.text_utils import HAN_RE
+from filters.text_utils import HAN_CLASS, HAN_RE
 from filters.wordlists import load_lines
 
 # Longest given name, in characters (Chinese given names have one or two).
@@ -60,8 +60,15 @@ class NameTagger:
         compound = "|".join(sorted(self.t.compound, key=len, reverse=True))
         single = "".join(sorted(self.t.single))
         self.surname_re = re.compile(f"(?:{compound})|[{single}]" if compound else f"[{single}]")
-        context = sorted(self.t.after | self.t.before, key=len, reverse=True)
-        self.context_re = re.compile("|".join(map(re.escape, context))) if context else None
+        # Context opens the gate only with a surname beside it: '记者 王…', '…王小明先生'.
+        sur = f"(?:{compound}|[{single}])" if compound else f"[{single}]"
+        alt = lambda words: "|".join(map(re.escape, sorted(words, key=len, reverse=True)))  # noqa: E731
+        parts = []
+        if self.t.before:
+            parts.append(f"(?:{alt(self.t.before)})[\\s:：/·|丨-]*{sur}")
+        if self.t.after:
+            parts.append(f"{sur}[{HAN_CLASS}]{{1,{_MAX_GIVEN}}}(?:{alt(self.t.after)})")
+        self.context_re = re.compile("|".join(parts)) if parts else None
         self._freq: dict | None = None
         self._tags: dict | None = None
         self.tagged = 0  # captions that went through the tagger
