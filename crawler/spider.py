@@ -31,6 +31,14 @@ SEARCH = "search"
 PAGE = "page"
 # Content types whose bodies are parsed as pages.
 _HTML_TYPES = (b"text/html", b"application/xhtml+xml")
+# Stable codes of the usual network failures (others keep their exception name).
+_ERROR_CODES = {
+    "DownloadTimeoutError": "timeout", "TimeoutError": "timeout", "TCPTimedOutError": "timeout",
+    "DownloadCancelledError": "too_large", "DNSLookupError": "dns_error",
+    "ConnectionRefusedError": "connect_error", "ConnectError": "connect_error",
+    "DownloadConnectionRefusedError": "connect_error", "ConnectionLost": "connection_lost",
+    "ResponseNeverReceived": "connection_lost", "ResponseFailed": "connection_lost",
+}
 _JSON_TYPES = (b"application/json", b"text/json", b"text/javascript", b"application/javascript")
 
 
@@ -286,7 +294,7 @@ class DiscoverySpider(scrapy.Spider):
             self._finish(None, req, reason=reason, fetched=0)
             return []
         else:
-            reason = failure.type.__name__
+            reason = _ERROR_CODES.get(failure.type.__name__, failure.type.__name__)
         # A failed page stays pending: a resumed run retries it.
         self.count(f"pages_failed_{reason}")
         self.logger.info("page failed %s: %s", failure.request.url, reason)

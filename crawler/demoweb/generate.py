@@ -84,7 +84,7 @@ GROUND_TRUTH_SCHEMA = pa.schema([
     ("url", pa.string()),             # absolute image URL, filled when the site is served
     ("page_url", pa.string()),        # absolute URL of the page showing it, filled when served
     ("image_path", pa.string()),
-    ("page_path", pa.string()),
+    ("page_path", pa.string()),        # site chrome (logo, icons) is on every page: the first one
     ("caption", pa.string()),         # as written on the page
     ("kind", pa.string()),            # shape, photo, chrome
     ("shape", pa.string()),

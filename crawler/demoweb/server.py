@@ -28,6 +28,8 @@ SERVED_FILE = "served.json"
 # The search URL templates of the demo web (`crawl.search_url` when the demo is crawled).
 SEARCH_PATH = "/search?q={query}&page={page}"
 API_SEARCH_PATH = "/api/search?q={query}&page={page}"
+# Requests still in flight (slow routes) get this long when the server stops.
+_SHUTDOWN_S = 2.0
 
 
 class DemoSite:
@@ -123,7 +125,7 @@ class DemoWebServer:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_route("GET", "/{tail:.*}", self.site.handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_S)
         await self._runner.setup()
         tcp = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await tcp.start()
