@@ -48,6 +48,17 @@ class RayConfig:
 
 
 @dataclass
+class DemoConfig:
+    """`wukong demo` (`make demo`): the whole pipeline on the bundled demo web."""
+
+    # Training time when no step, epoch or time budget is set in `train`.
+    train_time_budget_s: float = 150.0
+    # Held-out zero-shot tasks drawn like the demo web (shape, colour, count, object).
+    eval_tasks: list[str] = field(default_factory=lambda: ["shape", "colour", "object"])
+    eval_per_class: int = 20
+
+
+@dataclass
 class WukongConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
@@ -58,6 +69,7 @@ class WukongConfig:
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
