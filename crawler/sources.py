@@ -247,47 +247,78 @@ def _resolve_fmt(path: str, cfg: Any) -> str:
     return _json_kind(path) if fmt == "json" else fmt
 
 
-def scan_file(path: str | Path, cfg: Any) -> FileScan:
-    """Count rows and record where each partition of `cfg.rows_per_shard` rows starts."""
+def probe_file(path: str | Path, cfg: Any) -> tuple[str, list[str]]:
+    """(format, columns) of a usable input, read from its header only; SourceError otherwise."""
     path = str(path)
     if not Path(path).is_file():
         raise SourceError(f"input file not found: {path}")
+    spec = _Spec(cfg)
+    try:
+        fmt = _resolve_fmt(path, cfg)
+        if fmt == "parquet":
+            try:
+                columns = list(pq.ParquetFile(path).schema_arrow.names)
+            except Exception as exc:  # noqa: BLE001 - any reader error means the file is unusable
+                raise SourceError(f"{path}: not a readable parquet file ({exc})") from exc
+        elif fmt == "json":
+            columns = sorted({k for it in _json_array(path)[:1000] if isinstance(it, dict) for k in it})
+        elif fmt in _DELIMITERS:
+            with _open_binary(path) as fh:
+                columns, _ = _read_header(fh, fmt, spec, path)
+            if not spec.has_header:
+                return fmt, columns
+        elif fmt == "jsonl":
+            columns = _first_object_keys(path)
+        else:
+            return fmt, [spec.url_col]
+        spec.check_columns(path, columns)
+        return fmt, columns
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise SourceError(f"{path}: unreadable ({exc})") from exc
+
+
+def _first_object_keys(path: str) -> list[str]:
+    """Keys of the first parsable JSON object of a JSON-lines file (what its rows are expected to hold)."""
+    with _open_binary(path) as fh:
+        for line in _Lines(fh, 0):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                return list(obj)
+    raise SourceError(f"{path}: no JSON object in this file")
+
+
+def scan_file(path: str | Path, cfg: Any) -> FileScan:
+    """Count rows and record where each partition of `cfg.rows_per_shard` rows starts."""
+    path = str(path)
+    fmt, columns = probe_file(path, cfg)
     spec = _Spec(cfg)
     per = cfg.rows_per_shard
     if per <= 0:
         raise SourceError("download.rows_per_shard must be positive")
     try:
-        fmt = _resolve_fmt(path, cfg)
         if fmt == "parquet":
-            try:
-                meta = pq.ParquetFile(path)
-            except Exception as exc:  # noqa: BLE001 - any reader error means the file is unusable
-                raise SourceError(f"{path}: not a readable parquet file ({exc})") from exc
-            columns = list(meta.schema_arrow.names)
-            spec.check_columns(path, columns)
-            n = meta.metadata.num_rows
-            return FileScan(path, fmt, n, [(r, r) for r in range(0, n, per)] or [], columns)
+            n = pq.ParquetFile(path).metadata.num_rows
+            return FileScan(path, fmt, n, [(r, r) for r in range(0, n, per)], columns)
         if fmt == "json":
-            items = _json_array(path)
-            columns = sorted({k for it in items[:1000] if isinstance(it, dict) for k in it})
-            spec.check_columns(path, columns)
-            return FileScan(path, fmt, len(items), [(r, r) for r in range(0, len(items), per)], columns)
-        columns: list[str] = []
+            n = len(_json_array(path))
+            return FileScan(path, fmt, n, [(r, r) for r in range(0, n, per)], columns)
         offset = 0
-        if fmt in _DELIMITERS:
+        if fmt in _DELIMITERS and spec.has_header:
             with _open_binary(path) as fh:
-                columns, offset = _read_header(fh, fmt, spec, path)
-            if spec.has_header:
-                spec.check_columns(path, columns)
+                _, offset = _read_header(fh, fmt, spec, path)
+        header = columns if fmt in _DELIMITERS and spec.has_header else []
         starts: list[tuple[int, int]] = []
         n = 0
         prev = offset
-        for end, _row in _text_records(path, fmt, spec, offset, columns):
+        for end, _row in _text_records(path, fmt, spec, offset, header):
             if n % per == 0:
                 starts.append((n, prev))
             n += 1
             prev = end
-        return FileScan(path, fmt, n, starts, columns)
+        return FileScan(path, fmt, n, starts, header)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise SourceError(f"{path}: unreadable ({exc})") from exc
 
