@@ -65,6 +65,8 @@ def init_ray(cfg: RayConfig, *, quiet: bool = True) -> dict:
     temp_dir = resolve_temp_dir(cfg)
     temp_dir.mkdir(parents=True, exist_ok=True)
     ctx = ray.init(
+        # "local" starts our own Ray even when another one runs on the machine (Ray would attach).
+        address="local",
         num_cpus=cfg.num_cpus,
         object_store_memory=cfg.object_store_memory_mb * 1024 * 1024,
         include_dashboard=cfg.include_dashboard,
