@@ -88,7 +88,8 @@ def _ingest_task(part: dict, output: str, cfg: DownloadConfig, rules: ImageRules
 
     def report(done: int, ok: int) -> None:
         progress.add.remote(done, ok)
-        metrics["rows"].inc(ok, tags={"status": STATUS_SUCCESS})
+        if ok:  # Ray counters reject increments of 0
+            metrics["rows"].inc(ok, tags={"status": STATUS_SUCCESS})
         if done - ok:
             metrics["rows"].inc(done - ok, tags={"status": STATUS_FAILED})
 
