@@ -92,6 +92,14 @@ class Schedule:
         return (c.min_lr + (c.lr - c.min_lr) * cos) * warm
 
 
+def _steady_rate(marks: list[tuple[float, int]]) -> float | None:
+    """Samples/s over the second half of the run's steps (start-up and first batches excluded)."""
+    if len(marks) < 4:
+        return None
+    (t0, s0), (t1, s1) = marks[len(marks) // 2], marks[-1]
+    return (s1 - s0) / max(1e-9, t1 - t0)
+
+
 def _build_tokenizer(cfg: TrainConfig, shards: list[str], ctx: DistContext) -> ChineseTokenizer:
     text = None
     if ctx.is_main:
@@ -243,6 +251,7 @@ def run_training(train_cfg: dict, train_shards: str, output: str, val_shards: st
                  ctx.device, "bf16 autocast" if amp_dtype else "fp32")
 
     losses: list[float] = []
+    marks: list[tuple[float, int]] = []  # (time, samples) after each step, for the steady-state rate
     data_wait = compute = 0.0
     run_start = time.perf_counter()
     start_seconds = pos["train_seconds"]
@@ -322,6 +331,7 @@ def run_training(train_cfg: dict, train_shards: str, output: str, val_shards: st
             pos["step"] += 1
             compute += time.perf_counter() - t_got
             losses.append(float(loss.item()))
+            marks.append((time.perf_counter(), samples_this_run))
             logger.advance()
             if pos["step"] % cfg.log_every == 0 or pos["step"] == 1:
                 wall = max(1e-9, time.perf_counter() - run_start)
@@ -350,6 +360,7 @@ def run_training(train_cfg: dict, train_shards: str, output: str, val_shards: st
         "steps": pos["step"], "epoch": pos["epoch"], "samples_seen": pos["samples"],
         "steps_this_run": len(losses), "resumed_from_step": resumed_from,
         "samples_per_s": samples_this_run / wall, "data_wait_fraction": data_wait / wall,
+        "samples_per_s_steady": _steady_rate(marks),
         "train_seconds": round(elapsed(), 3), "steps_per_epoch": opt_steps_per_epoch,
         "train_samples_indexed": total_samples, "shards": len(shards),
         "loss_first": sum(losses[:window]) / window if losses else None,
