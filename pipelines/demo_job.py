@@ -66,8 +66,14 @@ def _read_parquets(paths, columns=None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns or [])
 
 
-def trace_ground_truth(d: StageDirs) -> pd.DataFrame:
-    """One row per ground-truth image: the stage where it left the pipeline (or `kept`) and why."""
+def trace_ground_truth(d: StageDirs, text_rules=None) -> pd.DataFrame:
+    """One row per ground-truth image: the stage where it left the pipeline (or `kept`) and why.
+
+    A kept pair counts as rewritten when its final caption differs from the page's caption after
+    plain normalisation (entities, tags, NFKC, spaces): masking and t2s conversion, not markup."""
+    from filters.config import TextRulesConfig
+    from filters.rules.normalize import Normalize
+    normalise = Normalize(text_rules or TextRulesConfig()).clean
     gt = pq.read_table(d.web / "ground_truth.parquet").to_pandas()
     candidates = _read_parquets(sorted(d.candidates.glob("*.parquet")), ["url"])
     discovered = set(candidates["url"])
@@ -77,9 +83,9 @@ def trace_ground_truth(d: StageDirs) -> pd.DataFrame:
     raw_by_url = {u: (k, s, e) for k, u, s, e in zip(raw["key"], raw["url"], raw["status"], raw["error"])}
     filt_rejected = _read_parquets([d.filter / "rejected.parquet"], ["key", "reason"])
     filt_reason = dict(zip(filt_rejected["key"], filt_rejected["reason"]))
-    kept = _read_parquets([d.filter / "kept.parquet"], ["key", "caption", "caption_original"])
-    rewritten = {k for k, c, o in zip(kept["key"], kept["caption"], kept.get("caption_original", kept["caption"]))
-                 if c != o}
+    # The final caption, to tell a rewritten caption (masking, t2s) from the one on the page.
+    kept = _read_parquets([d.filter / "kept.parquet"], ["key", "caption"])
+    final_caption = dict(zip(kept["key"], kept["caption"]))
     decisions = _read_parquets([d.dedup / "decisions.parquet"], ["key", "keep", "reason"])
     dedup_drop = {k: r for k, keep, r in zip(decisions["key"], decisions["keep"], decisions["reason"]) if not keep}
     final = _read_parquets(sorted(d.shards.glob("*/*.parquet")), ["key"])
@@ -103,7 +109,8 @@ def trace_ground_truth(d: StageDirs) -> pd.DataFrame:
                 elif key in dedup_drop:
                     stage, reason = "dedup", dedup_drop[key]
                 elif key in final_keys:
-                    stage, action = None, ("rewrite" if key in rewritten else "keep")
+                    stage, action = None, ("rewrite" if final_caption.get(key) != normalise(rec["caption"])[0]
+                                          else "keep")
                     reason = None
                 else:
                     stage, reason = "shards", "missing_from_final_shards"
@@ -135,13 +142,17 @@ def _judge_duplicate_groups(trace: pd.DataFrame) -> None:
             trace.loc[members, "as_expected"] = survivors == 1
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value))
+
+
 def summarise_trace(trace: pd.DataFrame) -> list[dict]:
     out = []
     for category, grp in trace.groupby("category", sort=True):
         first = grp.iloc[0]
         outcomes = Counter(
-            f"{a}" if s is None else f"{a} at {s} ({r})" for s, a, r in zip(grp["stage"], grp["action"], grp["reason"]))
-        expected = first["expected_action"] if pd.isna(first["expected_stage"]) or first["expected_stage"] is None \
+            f"{a}" if _missing(s) else f"{a} at {s} ({r})" for s, a, r in zip(grp["stage"], grp["action"], grp["reason"]))
+        expected = first["expected_action"] if _missing(first["expected_stage"]) \
             else f"{first['expected_action']} at {first['expected_stage']} ({first['expected_reason']})"
         out.append({"category": category, "pairs": int(len(grp)), "expected": expected,
                     "as_expected": int(grp["as_expected"].sum()),
@@ -150,25 +161,44 @@ def summarise_trace(trace: pd.DataFrame) -> list[dict]:
 
 
 def _stage_funnel(stats: dict) -> dict:
-    """The kept/dropped counts of each stage, from the stats each job returned."""
-    def pick(d: dict, *keys):
-        return {k: d[k] for k in keys if isinstance(d, dict) and k in d}
+    """What each stage took in, kept and dropped (by reason), from the stats its job returned."""
     crawl = stats.get("crawl", {})
+    disc = crawl.get("discover", {})
+    counts = disc.get("counts", {})
+    dl = crawl.get("download", {})
+    by_status = dl.get("by_status", {})
+
+    def filt(f: dict) -> dict:
+        return {"in": f.get("rows_in"), "kept": f.get("kept"), "dropped": f.get("by_reason", {}),
+                "rewritten": f.get("transforms", {})}
+
+    dd = stats.get("dedup", {})
     return {
-        "discover": pick(crawl.get("discover", {}), "candidates", "pages", "counts", "seconds"),
-        "filter_candidates": pick(crawl.get("filter", {}), "input", "kept", "rejected", "reasons"),
-        "download": pick(crawl.get("download", {}), "input", "success", "failed", "errors", "status"),
-        "filter": pick(stats.get("filter", {}), "input", "kept", "rejected", "reasons"),
-        "dedup": pick(stats.get("dedup", {}), "input", "kept", "dropped", "reasons", "clusters"),
-        "shards": pick(stats.get("shards", {}), "samples", "splits", "shards"),
+        "discover": {"in": counts.get("article_pages", 0) + counts.get("search_pages", 0),
+                     "kept": disc.get("candidates"),
+                     "dropped": {k: v for k, v in counts.items()
+                                 if k.startswith(("pages_", "images_skipped")) and v}},
+        "filter (candidates)": filt(crawl.get("filter", {})),
+        "download": {"in": dl.get("rows"), "kept": by_status.get("success"), "dropped": dl.get("by_error", {}),
+                     "samples_per_s": dl.get("samples_per_s")},
+        "filter": filt(stats.get("filter", {})),
+        "dedup": {"in": dd.get("examined"), "kept": dd.get("kept"),
+                  "dropped": {k: v for k, v in dd.get("by_reason", {}).items() if k not in ("unique", "survivor") and v}},
+        "shards": {"kept": {k: v.get("samples") for k, v in stats.get("shards", {}).get("splits", {}).items()}},
     }
 
 
 def render_markdown(report: dict) -> str:
     lines = ["# Wukong demo report", ""]
-    lines += ["## Stages", "", "| stage | figures |", "|---|---|"]
-    for stage, figures in report["funnel"].items():
-        lines.append(f"| {stage} | {json.dumps(figures, ensure_ascii=False, sort_keys=True)} |")
+    lines += ["## Stages", "", "| stage | in | kept | dropped (by reason) | rewritten |", "|---|---|---|---|---|"]
+
+    def fmt(v):
+        if isinstance(v, dict):
+            return ", ".join(f"{k} {n}" for k, n in sorted(v.items())) or "-"
+        return "-" if v is None else str(v)
+    for stage, f in report["funnel"].items():
+        lines.append(f"| {stage} | {fmt(f.get('in'))} | {fmt(f.get('kept'))} | {fmt(f.get('dropped'))} | "
+                     f"{fmt(f.get('rewritten'))} |")
     lines += ["", "## Ground truth of the demo web, traced through the stages", "",
               "| category | pairs | expected | as expected | outcomes |", "|---|---|---|---|---|"]
     for row in report["ground_truth"]:
@@ -232,7 +262,7 @@ def run_demo(output: str | Path, cfg: WukongConfig) -> dict:
     evals["retrieval_val"] = _eval_summary(run_eval_retrieval(ckpt, str(d.shards / "val"), cfg))
     stats["eval"] = evals
 
-    trace = trace_ground_truth(d)
+    trace = trace_ground_truth(d, cfg.filter.text)
     trace.to_csv(d.root / "ground_truth_trace.csv", index=False)
     report = {"output": str(d.root), "seconds": round(time.time() - t0, 1), "stage_seconds": timings,
               "funnel": _stage_funnel(stats), "ground_truth": summarise_trace(trace), "eval": evals}
