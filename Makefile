@@ -20,7 +20,7 @@ export PYTHONUNBUFFERED := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help install test test-slow test-all demo crawl download filter dedup shards pretrain eval \
-        bench bench-ingest bench-crawl bench-filters bench-dedup bench-train dashboard dashboard-stop clean
+        bench bench-ingest bench-crawl bench-filters bench-dedup bench-train dashboard dashboard-stop config-doc clean
 
 help:
 	@echo "make demo       the whole pipeline on the bundled demo web (crawl, filter, dedup, shards, pretrain, eval)"
@@ -99,6 +99,9 @@ dashboard: $(STAMP)
 
 dashboard-stop: $(STAMP)
 	$(WUKONG) dashboard stop $(CONFIG_ARGS)
+
+config-doc: $(STAMP)
+	$(WUKONG) config --doc > docs/configuration.md
 
 clean:
 	rm -rf $(OUT) .ray

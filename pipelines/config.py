@@ -31,9 +31,11 @@ class ConfigError(ValueError):
 class RayConfig:
     """How stages reach Ray. `RAY_ADDRESS` in the environment always wins over `address`."""
 
+    # A cluster to attach to (host:port or ray://host:port); None starts a local Ray.
     address: str | None = None
     # Project-local so runs never touch /tmp/ray of other users; relative paths are from the CWD.
     temp_dir: str = ".ray"
+    # The Ray dashboard of a local Ray: on loopback by default.
     include_dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8265

@@ -76,3 +76,18 @@ def test_cli_reports_bad_override_in_one_line():
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "download.retries" in proc.stderr
+
+
+def test_configuration_reference_is_current():
+    """docs/configuration.md is `wukong config --doc`: regenerate it when a config field changes."""
+    from pathlib import Path
+
+    from pipelines.config_doc import render
+    doc = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert doc.read_text(encoding="utf-8") == render(), "run: make config-doc"
+
+
+def test_every_field_is_documented():
+    from pipelines.config_doc import _rows
+    undocumented = [key for key, _, doc in _rows(WukongConfig()) if not doc]
+    assert len(undocumented) <= 5, undocumented
