@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -39,6 +40,8 @@ from shards.format import (RAW_INDEX_SCHEMA, RAW_SHARD_PATTERN, STATUS_FAILED, S
                            phash_to_hex, sample_members, write_json_atomic, write_parquet_atomic)
 
 INTERNAL_ERROR = "internal_error"
+
+log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]  # (rows done, of which successes) since the last call
 
@@ -166,7 +169,10 @@ class _Progress:
 
     def report(self) -> None:
         if self.fn is not None and self.done:
-            self.fn(self.done, self.ok)
+            try:
+                self.fn(self.done, self.ok)
+            except Exception as exc:  # noqa: BLE001 - monitoring must never cost a sample
+                log.warning("progress report failed: %s", exc)
         self.done = self.ok = 0
         self.last = time.monotonic()
 
@@ -178,32 +184,32 @@ async def _run_partition(part: Partition, rows: Iterator[Row], writer: _ShardWri
     with ThreadPoolExecutor(max_workers=max(1, cfg.decode_threads), thread_name_prefix="decode") as pool:
         async with Fetcher(cfg) as fetcher:
 
-            async def handle(row: Row) -> None:
-                rec = writer.base(row)
+            async def outcome(row: Row, rec: dict[str, Any]) -> tuple[ProcessedImage | None, str | None, str | None]:
+                """(image, None, None) or (None, error code, message) for one row."""
                 if row.error:
-                    writer.failure(rec, row.error, row.message)
-                    progress.add(False)
-                    return
+                    return None, row.error, row.message
                 try:
                     res = await fetcher.fetch(row.url)
                     traffic["attempts"] += res.attempts
                     if not res.ok:
-                        writer.failure(rec, res.error, res.message)
-                        progress.add(False)
-                        return
+                        return None, res.error, res.message
                     traffic["bytes"] += len(res.body)
                     rec["bytes"] = len(res.body)
                     done = await loop.run_in_executor(pool, _process_body, processor, res.body)
                     rec["sha256"] = done.sha256
-                    if done.image is None:
-                        writer.failure(rec, done.error, done.message)
-                        progress.add(False)
-                        return
-                    writer.success(rec, done.image)
-                    progress.add(True)
+                    return done.image, done.error, done.message
                 except Exception as exc:  # noqa: BLE001 - the row is recorded, the partition goes on
-                    writer.failure(rec, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500])
-                    progress.add(False)
+                    return None, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500]
+
+            async def handle(row: Row) -> None:
+                rec = writer.base(row)
+                image, code, message = await outcome(row, rec)
+                # Recorded exactly once, outside the try above: nothing after this can re-record it.
+                if image is None:
+                    writer.failure(rec, code or INTERNAL_ERROR, message)
+                else:
+                    writer.success(rec, image)
+                progress.add(image is not None)
 
             async def worker() -> None:
                 for row in rows:  # one shared iterator: each row is taken by exactly one worker

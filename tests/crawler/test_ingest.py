@@ -110,6 +110,19 @@ def test_one_partition_to_one_shard(tmp_path, server):
     assert (rotated["original_width"], rotated["original_height"]) == (h, w)
 
 
+def test_failing_progress_reports_cost_no_sample(tmp_path, server):
+    expected = corpus.write_wukong_csv(tmp_path / "w.csv", server, rows=40, bad_every=4, tag="&p=1")
+    cfg = _dl(progress_interval=0.0)
+    part, = plan_partitions([scan_file(tmp_path / "w.csv", cfg)], cfg.rows_per_shard)
+
+    def broken(done: int, ok: int) -> None:
+        raise ValueError("metrics backend down")
+
+    stats = ingest_partition(part, tmp_path / "out", cfg, progress=broken)
+    assert stats["by_status"] == {"success": 30, "failed": 10}
+    _check_exactly_once(tmp_path / "out", expected, server.good)
+
+
 def test_run_download_on_ray_and_resume(tmp_path, server, ray_local):
     from pipelines.download_job import run_download
     expected = corpus.write_wukong_csv(tmp_path / "wukong_100m_0.csv", server, rows=1000)
