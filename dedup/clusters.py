@@ -28,10 +28,14 @@ def component_roots(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     m = nodes.size
     graph = coo_matrix((np.ones(la.size, dtype=np.int8), (la, lb)), shape=(m, m))
     _, labels = connected_components(graph, directed=False)
-    # Smallest member per component: nodes are sorted, so the first occurrence of each label.
-    first = np.full(labels.max() + 1, -1, dtype=np.int64)
-    order = np.arange(m)[::-1]
-    first[labels[order]] = nodes[order]  # last write wins: the smallest index
+    # Smallest member per component: nodes are sorted, so a stable sort by label puts each
+    # component's smallest node first.
+    order = np.argsort(labels, kind="stable")
+    lab = labels[order]
+    start = np.ones(m, dtype=bool)
+    start[1:] = lab[1:] != lab[:-1]
+    first = np.empty(labels.max() + 1, dtype=np.int64)
+    first[lab[start]] = nodes[order[start]]
     roots[nodes] = first[labels]
     return roots
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedup.tables import HASH_BITS, Table
+from dedup.tables import CHUNK, HASH_BITS, Table
 
 
 @dataclass
@@ -69,12 +69,13 @@ def table_pairs(unique: np.ndarray, table: Table, radius: int, window: int) -> t
     v.sort()
     # Two sorted values share the key iff their XOR has no bit set above the non-key bits.
     span = np.uint64(1) << np.uint64(HASH_BITS - table.key_bits)
-    x = np.bitwise_xor(v[:-1], v[1:])
-    pos = np.flatnonzero(x < span)
-    del x
-    found_a: list[np.ndarray] = []
-    found_b: list[np.ndarray] = []
-    d = 1
+    # Offset 1 is verified in the same cache-sized pass that finds the buckets; the walk then
+    # continues with the (far fewer) positions whose bucket reaches offset 2.
+    hits, pos, first = _offset_one(v, span, radius)
+    stats.candidates += first
+    found_a: list[np.ndarray] = [v[hits]]
+    found_b: list[np.ndarray] = [v[hits + 1]]
+    d = 2
     while pos.size and d <= window:
         stats.candidates += int(pos.size)
         hit = np.bitwise_count(v[pos] ^ v[pos + d]) <= radius
@@ -87,8 +88,6 @@ def table_pairs(unique: np.ndarray, table: Table, radius: int, window: int) -> t
         d += 1
     if pos.size:
         _count_hot(v, pos, d, span, table.key_bits, stats)
-    if not found_a:
-        return empty, empty, stats
     a = table.unpermute(np.concatenate(found_a))
     b = table.unpermute(np.concatenate(found_b))
     ia = np.searchsorted(unique, a).astype(np.int64)
@@ -96,6 +95,29 @@ def table_pairs(unique: np.ndarray, table: Table, radius: int, window: int) -> t
     lo, hi = np.minimum(ia, ib), np.maximum(ia, ib)
     stats.pairs = int(lo.size)
     return lo, hi, stats
+
+
+def _offset_one(v: np.ndarray, span: np.uint64, radius: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """In cache-sized chunks: positions i where (v[i], v[i+1]) share the key and are within the
+    radius, positions whose bucket reaches i+2, and the number of offset-1 candidates."""
+    n = v.size
+    hits, reach2 = [], []
+    candidates = 0
+    x = np.empty(min(CHUNK, n), dtype=np.uint64)
+    for start in range(0, n - 1, CHUNK):
+        stop = min(start + CHUNK, n - 1)
+        t = x[:stop - start]
+        np.bitwise_xor(v[start:stop], v[start + 1:stop + 1], out=t)
+        same = t < span
+        candidates += int(np.count_nonzero(same))
+        hits.append(np.flatnonzero(same & (np.bitwise_count(t) <= radius)) + start)
+        stop2 = min(stop, n - 2)
+        if stop2 > start:
+            t2 = t[:stop2 - start]
+            np.bitwise_xor(v[start:stop2], v[start + 2:stop2 + 2], out=t2)
+            reach2.append(np.flatnonzero(t2 < span) + start)
+    cat = lambda parts: np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)  # noqa: E731
+    return cat(hits), cat(reach2), candidates
 
 
 def _count_hot(v: np.ndarray, pos: np.ndarray, d: int, span: np.uint64, key_bits: int, stats: TableStats) -> None:

@@ -41,19 +41,27 @@ class Table:
         return _apply(p, tuple((dst, w, src) for src, w, dst in self.moves), None)
 
 
+# Elements per chunk of the bit moves: small enough that a chunk and its temporary stay in the
+# CPU cache across the moves (one pass over memory instead of four per move).
+CHUNK = 1 << 16
+
+
 def _apply(h: np.ndarray, moves, out: np.ndarray | None) -> np.ndarray:
     h = np.asarray(h, dtype=np.uint64)
     if out is None:
-        out = np.zeros(h.shape, dtype=np.uint64)
-    else:
-        out[...] = 0
-    tmp = np.empty(h.shape, dtype=np.uint64)
-    for src, width, dst in moves:
-        mask = np.uint64((1 << width) - 1) if width < HASH_BITS else np.uint64(0xFFFFFFFFFFFFFFFF)
-        np.right_shift(h, np.uint64(src), out=tmp)
-        np.bitwise_and(tmp, mask, out=tmp)
-        np.left_shift(tmp, np.uint64(dst), out=tmp)
-        np.bitwise_or(out, tmp, out=out)
+        out = np.empty(h.shape, dtype=np.uint64)
+    tmp = np.empty(min(CHUNK, h.size), dtype=np.uint64)
+    masks = [np.uint64((1 << w) - 1) if w < HASH_BITS else np.uint64(0xFFFFFFFFFFFFFFFF) for _, w, _ in moves]
+    for start in range(0, h.size, CHUNK):
+        src_c = h[start:start + CHUNK]
+        dst_c = out[start:start + CHUNK]
+        t = tmp[:src_c.size]
+        dst_c[...] = 0
+        for (src, _, dst), mask in zip(moves, masks):
+            np.right_shift(src_c, np.uint64(src), out=t)
+            np.bitwise_and(t, mask, out=t)
+            np.left_shift(t, np.uint64(dst), out=t)
+            np.bitwise_or(dst_c, t, out=dst_c)
     return out
 
 

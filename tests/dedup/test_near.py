@@ -104,3 +104,12 @@ def test_components_and_group_edges():
     pairs = set(zip(a.tolist(), b.tolist()))
     assert pairs == {(0, 2), (0, 4), (3, 5)}
     assert component_roots(3, np.array([], np.int64), np.array([], np.int64)).tolist() == [0, 1, 2]
+
+
+def test_unique_with_inverse():
+    from dedup.near import unique_with_inverse
+    h = np.array([5, 3, 5, 2**64 - 1, 3, 0], dtype=np.uint64)
+    u, inv = unique_with_inverse(h)
+    assert u.tolist() == [0, 3, 5, 2**64 - 1]
+    np.testing.assert_array_equal(u[inv], h)
+    np.testing.assert_array_equal(sorted_unique(h), u)
