@@ -37,6 +37,7 @@ class TrainConfig:
     steps: int = 0                      # optimizer steps; 0 = from epochs or the time budget
     epochs: int = 0                     # passes over the train shards (exact count from the index)
     time_budget_s: float = 0.0          # stop after this many seconds of training; 0 = no limit
+    default_epochs: int = 1             # length when none of steps, epochs, time_budget_s is given
     batch_size: int = 64                # samples per process per optimizer step (before accumulation)
     accum_steps: int = 1                # gradient accumulation: micro-batches per optimizer step
     lr: float = 5e-4                    # peak learning rate (AdamW)

@@ -8,11 +8,16 @@ and wraps the model in DDP only when the world is larger than one.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
+
+
+SUMMARY_FILE = "stats.json"
 
 
 @dataclass
@@ -77,9 +82,13 @@ def _ray_train_worker(config: dict) -> None:
     """Runs inside every Ray Train worker: the ordinary loop, then the summary to the driver."""
     import ray.train
 
+    from shards.format import write_json_atomic
     from train.loop import run_training
     summary = run_training(**config)
-    ray.train.report({"summary": summary})
+    if ray.train.get_context().get_world_rank() == 0:
+        # The output directory is shared by all ranks anyway (checkpoints): the driver reads it there.
+        write_json_atomic(Path(config["output"]) / SUMMARY_FILE, summary)
+    ray.train.report({"steps": summary["steps"]})
 
 
 def run_with_ray_train(kwargs: dict, *, num_workers: int, use_gpu: bool, cpus_per_worker: int,
@@ -99,4 +108,4 @@ def run_with_ray_train(kwargs: dict, *, num_workers: int, use_gpu: bool, cpus_pe
     result = trainer.fit()
     if result.error:
         raise result.error
-    return result.metrics["summary"]
+    return json.loads((Path(kwargs["output"]) / SUMMARY_FILE).read_text(encoding="utf-8"))

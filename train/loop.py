@@ -193,7 +193,7 @@ def run_training(train_cfg: dict, train_shards: str, output: str, val_shards: st
         tok = ChineseTokenizer.from_json(state["tokenizer"], cfg.context_length)
     else:
         tok = _build_tokenizer(cfg, shards, ctx)
-    if cfg.lock_image:
+    if cfg.lock_image and state is None:  # on resume the checkpoint already holds the tower
         locked = load_locked_image(cfg.lock_image)
     arch = resolve_arch(cfg, vocab_size=tok.vocab_size, pad_id=tok.pad_id, sep_id=tok.sep_id,
                         vision_override=locked.vision_cfg if locked else None,
@@ -235,6 +235,8 @@ def run_training(train_cfg: dict, train_shards: str, output: str, val_shards: st
         total_steps = cfg.epochs * opt_steps_per_epoch
     elif cfg.time_budget_s > 0:
         total_steps = None
+    elif cfg.default_epochs > 0:
+        total_steps = cfg.default_epochs * opt_steps_per_epoch
     else:
         raise TrainError("give a length: train.steps, train.epochs or train.time_budget_s")
     schedule = Schedule(cfg, total_steps)
@@ -287,8 +289,10 @@ def run_training(train_cfg: dict, train_shards: str, output: str, val_shards: st
         loader = make_loader(spec, cfg.workers, pin_memory=ctx.device.type == "cuda",
                              prefetch_factor=cfg.prefetch_factor, timeout_s=cfg.loader_timeout_s)
         stop = False
+        got_batch = False
         t_wait = time.perf_counter()
         for batch in loader:
+            got_batch = True
             t_got = time.perf_counter()
             data_wait += t_got - t_wait
             counters.update({f"data_{k}": v for k, v in batch["errors"].items()})
@@ -347,6 +351,9 @@ def run_training(train_cfg: dict, train_shards: str, output: str, val_shards: st
                 break
             t_wait = time.perf_counter()
         del loader
+        if not got_batch and pos["batch_in_epoch"] < micro_per_epoch:
+            raise TrainError(f"the loader ended epoch {pos['epoch']} after {pos['batch_in_epoch']} of "
+                             f"{micro_per_epoch} batches")
         if pos["batch_in_epoch"] >= micro_per_epoch:
             pos["epoch"] += 1
             pos["batch_in_epoch"] = 0

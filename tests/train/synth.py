@@ -58,7 +58,7 @@ def draw_image(colour: str, shape: str, count: int, background: str, rng: random
     d = ImageDraw.Draw(im)
     fill = tuple(max(0, min(255, v + rng.randint(-20, 20))) for v in COLOURS[colour])
     for _ in range(count):
-        r = rng.uniform(0.12, 0.24) * size
+        r = rng.uniform(0.16, 0.28) * size
         cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
         if shape == "圆形":
             d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)

@@ -4,11 +4,8 @@ one checkpoint, the same steps on both ranks, and a loss equal to the single-pro
 from __future__ import annotations
 
 import dataclasses
-import os
-
 import pytest
 import torch
-import torch.distributed as dist
 
 from pipelines.config import load_config
 from pipelines.train_job import run_pretrain
@@ -28,24 +25,12 @@ def test_two_workers_on_ray_train(ray_local, small_shards, tmp_path, tiny_train_
     assert state["position"]["step"] == 3 and all(torch.isfinite(v).all() for v in state["state_dict"].values())
 
 
-def _gather_loss_worker(rank: int, world: int, port: int, feats: dict, queue) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    from train.loss import ContrastiveLoss
-    n = feats["image"].shape[0] // world
-    img = feats["image"][rank * n:(rank + 1) * n].clone().requires_grad_(True)
-    txt = feats["text"][rank * n:(rank + 1) * n].clone().requires_grad_(True)
-    loss = ContrastiveLoss("global", 64)({"image": img, "text": txt}, torch.tensor(10.0))
-    loss.backward()
-    queue.put((rank, float(loss), img.grad.clone()))
-    dist.destroy_process_group()
-
-
 def test_local_loss_with_gathered_features_equals_the_full_batch_loss():
     """Mean of the ranks' local losses == the loss of the whole batch; gradients match too."""
     import socket
 
     import torch.multiprocessing as mp
+    from ddp_helpers import gather_loss_worker
     from train.loss import ContrastiveLoss
     torch.manual_seed(0)
     feats = {k: torch.nn.functional.normalize(torch.randn(8, 16), dim=-1) for k in ("image", "text")}
@@ -57,7 +42,7 @@ def test_local_loss_with_gathered_features_equals_the_full_batch_loss():
         port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_gather_loss_worker, args=(r, 2, port, feats, queue)) for r in range(2)]
+    procs = [ctx.Process(target=gather_loss_worker, args=(r, 2, port, feats, queue)) for r in range(2)]
     for p in procs:
         p.start()
     results = sorted(queue.get(timeout=120) for _ in procs)
@@ -66,6 +51,6 @@ def test_local_loss_with_gathered_features_equals_the_full_batch_loss():
     mean_loss = sum(r[1] for r in results) / 2
     assert mean_loss == pytest.approx(float(full), rel=1e-5)
     # DDP averages gradients over ranks: (sum over ranks of d loss_r) / 2 == d full loss.
-    grads = torch.cat([r[2] for r in results]) / 2
+    grads = torch.cat([torch.from_numpy(r[2]) for r in results]) / 2
     assert torch.allclose(grads, img.grad, atol=1e-6)
     assert dataclasses.is_dataclass(load_config().train)

@@ -77,6 +77,7 @@ def test_resume_latest_continues_the_same_run(small_shards, tmp_path, capsys):
     assert kept == ["step_00000004.pt", "step_00000006.pt"]
 
 
+@pytest.mark.slow
 def test_resume_after_kill(small_shards, tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONUNBUFFERED="1")
@@ -92,13 +93,13 @@ def test_resume_after_kill(small_shards, tmp_path):
     proc.wait()
     killed_at = load_checkpoint(latest)["position"]["step"]
     assert 4 <= killed_at < 400
-    # No half-written file is left visible, and the rerun continues from the checkpoint.
-    assert not list((out / "checkpoints").glob("*.pt.*"))
+    # latest.pt is complete whatever the moment of the kill; the rerun continues from it.
     cmd[cmd.index("400")] = str(killed_at + 2)
     res = subprocess.run(cmd + ["--resume", "latest"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["resumed_from_step"] == killed_at and summary["steps"] == killed_at + 2
+    assert not list((out / "checkpoints").glob(".*.tmp"))  # a killed write's temporary is swept
 
 
 def test_lit_keeps_the_loaded_image_tower_frozen(small_shards, tmp_path, capsys):
@@ -137,7 +138,7 @@ def test_zeroshot_cli_on_class_folders(small_shards, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--train-shards", "/nonexistent/dir/{000000..000001}.tar", "--steps", "1"], "shard not found"),
-    (["--steps", "0"], "give a length"),
+    (["--steps", "0", "--set", "train.default_epochs=0"], "give a length"),
     (["--steps", "1", "--set", "train.model=vit-huge"], "unknown model preset"),
     (["--steps", "1", "--lock-image", "/nonexistent.pt"], "no such file"),
 ])
