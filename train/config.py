@@ -74,7 +74,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     batch_size: int = 256               # images or texts embedded at once
-    block_size: int = 4096              # queries per similarity block in retrieval (bounds memory)
+    block_size: int = 1024              # queries per similarity block in retrieval (1024 x 100k floats = 400 MB)
     max_block_elements: int = 50_000_000  # token-wise heads: floats in one (queries x texts x tokens^2) block
     recall_at: tuple[int, ...] = (1, 5, 10)  # R@K reported in both directions
     templates: str = ""                 # Chinese prompt templates ("{}" = class name); "" = bundled list

@@ -88,6 +88,11 @@ def embed_images(model, images_u8: torch.Tensor, device) -> dict:
     return {k: v.float().cpu() for k, v in out.items()}
 
 
+def _compact(feats: dict) -> dict:
+    """Token features in fp16 to halve the memory of a large retrieval set; pooled ones stay fp32."""
+    return {k: v.half() if k.endswith("_tokens") else v for k, v in feats.items()}
+
+
 def _cat(parts: list[dict]) -> dict:
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
@@ -173,7 +178,8 @@ def _scores(model, img: dict, txt: dict, direction: str) -> torch.Tensor:
     """(images x texts) similarity used to rank texts for images (i2t) or images for texts (t2i)."""
     if not model.token_head:
         return img["image"] @ txt["text"].t()
-    i2t, t2i = tokenwise_similarity(img["image_tokens"], txt["text_tokens"], txt["text_mask"],
+    # Token features are stored in half precision (100k pairs x 50 tokens); blocks score in fp32.
+    i2t, t2i = tokenwise_similarity(img["image_tokens"].float(), txt["text_tokens"].float(), txt["text_mask"],
                                     model.arch.tokenwise_chunk)
     return i2t if direction == "i2t" else t2i
 
@@ -228,9 +234,9 @@ def embed_pairs(model, tok, shards: list[str], cfg, device="cpu") -> tuple[dict,
             take = min(take, cfg.max_samples - n)
         if take <= 0:
             break
-        imgs.append(embed_images(model, batch["images"][:take], device))
-        txts.append({k: v.float().cpu() if v.is_floating_point() else v.cpu()
-                     for k, v in model.encode_text(batch["text"][:take].to(device)).items()})
+        imgs.append(_compact(embed_images(model, batch["images"][:take], device)))
+        txts.append(_compact({k: v.float().cpu() if v.is_floating_point() else v.cpu()
+                              for k, v in model.encode_text(batch["text"][:take].to(device)).items()}))
         n += take
     if not imgs:
         raise EvalInputError(f"no valid image-text pair in {len(shards)} shard(s) ({dict(errors)})")
