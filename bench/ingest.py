@@ -167,11 +167,20 @@ def _tree(root: int) -> list[int]:
     return out
 
 
-def _cpu_s(pid: int) -> float | None:
+def _cpu_s(pid: int) -> tuple[str, float] | None:
+    """(process name, user + system CPU seconds) of a live process."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            head, tail = fh.read().rsplit(")", 1)
+        fields = tail.split()
+        name = head.split("(", 1)[1]
+        if name.startswith("python"):  # name Python daemons by their script
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+            script = next((a for a in args[1:] if a.endswith(b".py")), None)
+            if script:
+                name = Path(script.decode()).name
+        return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
 
@@ -179,6 +188,7 @@ def _cpu_s(pid: int) -> float | None:
 def run_measured(cmd: list[str], env: dict | None = None, log: Path | None = None) -> dict:
     """Wall time and CPU seconds of the command's whole process tree (each pid's last sample)."""
     seen: dict[int, float] = {}
+    names: dict[int, str] = {}
     stop = threading.Event()
     logf = open(log, "w") if log else subprocess.DEVNULL
     t0 = time.monotonic()
@@ -187,9 +197,10 @@ def run_measured(cmd: list[str], env: dict | None = None, log: Path | None = Non
     def sample() -> None:
         while not stop.is_set():
             for pid in _tree(proc.pid):
-                cpu = _cpu_s(pid)
-                if cpu is not None:
-                    seen[(pid)] = max(cpu, seen.get(pid, 0.0))
+                got = _cpu_s(pid)
+                if got is not None:
+                    names[pid] = got[0]
+                    seen[pid] = max(got[1], seen.get(pid, 0.0))
             stop.wait(CPU_SAMPLE_S)
 
     t = threading.Thread(target=sample, daemon=True)
@@ -204,9 +215,12 @@ def run_measured(cmd: list[str], env: dict | None = None, log: Path | None = Non
             proc.kill()
         if logf is not subprocess.DEVNULL:
             logf.close()
-    # Children reaped at exit: their last CPU is in our RUSAGE_CHILDREN only if reaped by us; the
-    # sampled maximum per pid undercounts at most one sample interval per process.
-    return {"rc": rc, "wall_s": wall, "cpu_s": sum(seen.values())}
+    # The sampled maximum per pid undercounts at most one sample interval per process.
+    by_name: dict[str, float] = {}
+    for pid, cpu in seen.items():
+        by_name[names[pid]] = by_name.get(names[pid], 0.0) + cpu
+    top = dict(sorted(((k, round(v, 2)) for k, v in by_name.items()), key=lambda kv: -kv[1])[:12])
+    return {"rc": rc, "wall_s": wall, "cpu_s": sum(seen.values()), "cpu_by_process": top}
 
 
 # -- the two tools -------------------------------------------------------------------------------------
@@ -252,7 +266,9 @@ def run_peer(exe: Path, urls: Path, out: Path, args) -> dict:
            "--image_size", str(args.image_size), "--resize_mode", args.resize_mode,
            "--number_sample_per_shard", str(args.shard_size), "--distributor", "multiprocessing",
            "--enable_wandb", "False"]
-    res = run_measured(cmd, None, OUT / "peer.log")
+    # albumentations (an img2dataset dependency) would otherwise look for updates online.
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="disabled")
+    res = run_measured(cmd, env, OUT / "peer.log")
     ok = 0
     for s in out.glob("*_stats.json"):
         ok += json.loads(s.read_text()).get("successes", 0)

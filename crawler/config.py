@@ -63,7 +63,8 @@ class DownloadConfig:
     max_image_pixels: int = 89_478_485
     # Ray tasks in parallel (0: one per CPU Ray sees).
     processes: int = 0
-    # Threads per task decoding and encoding images (Pillow releases the GIL while it works).
+    # Threads per task decoding and encoding images (Pillow releases the GIL while it works);
+    # 0 decodes on the event loop's own thread.
     decode_threads: int = 2
     # Images hashed together in one batched DCT.
     phash_batch: int = 64

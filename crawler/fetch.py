@@ -33,6 +33,7 @@ TOTAL_TIMEOUT = "total_timeout"
 CONNECTION_RESET = "connection_reset"
 PAYLOAD_ERROR = "payload_error"
 PROTOCOL_ERROR = "protocol_error"
+TLS_ERROR = "tls_error"
 TOO_MANY_REDIRECTS = "too_many_redirects"
 REDIRECT_LOOP = "redirect_loop"
 BAD_REDIRECT = "bad_redirect"
@@ -40,7 +41,7 @@ TOO_LARGE = "too_large"
 ROBOTS_OPT_OUT = "robots_opt_out"
 FETCH_ERROR = "fetch_error"
 ERRORS = (INVALID_URL, BLOCKED_ADDRESS, DNS_ERROR, CONNECT_ERROR, CONNECT_TIMEOUT, READ_TIMEOUT,
-          TOTAL_TIMEOUT, CONNECTION_RESET, PAYLOAD_ERROR, PROTOCOL_ERROR, TOO_MANY_REDIRECTS,
+          TOTAL_TIMEOUT, CONNECTION_RESET, PAYLOAD_ERROR, PROTOCOL_ERROR, TLS_ERROR, TOO_MANY_REDIRECTS,
           REDIRECT_LOOP, BAD_REDIRECT, TOO_LARGE, ROBOTS_OPT_OUT, FETCH_ERROR)
 
 # Retried: the server or the path may do better a moment later. A total timeout is not: the same
@@ -223,8 +224,10 @@ class Fetcher:
         limit = self.cfg.max_bytes
         if resp.content_length is not None and resp.content_length > limit:
             raise _Failure(TOO_LARGE, f"Content-Length {resp.content_length} > {limit} bytes", resp.status)
-        if resp.content_length is not None:
+        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        if resp.content_length is not None and encoding in ("", "identity"):
             # Bounded by the declared length, which is within the limit: one read, no chunk list.
+            # (A compressed body's length says nothing of its decoded size: that one streams below.)
             return await resp.read()
         chunks, size = [], 0
         while chunk := await resp.content.readany():
@@ -255,6 +258,8 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return READ_TIMEOUT, msg
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return DNS_ERROR, msg
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+        return TLS_ERROR, msg
     if isinstance(exc, aiohttp.ClientConnectorError):
         return CONNECT_ERROR, msg
     if isinstance(exc, aiohttp.ServerDisconnectedError):

@@ -84,7 +84,9 @@ class ProcessedImage:
     original_width: int        # as displayed, i.e. after EXIF orientation
     original_height: int
     format: str                # sniffed: JPEG, PNG, GIF, WEBP, BMP, TIFF
-    phash_block: np.ndarray    # 32x32 grayscale input of the pHash (crawler.phash.phash_batch)
+    # 32x32 grayscale input of the pHash (crawler.phash.phash_batch), taken from the image scaled to the
+    # output size before padding/cropping: its hash equals imagehash.phash of that image.
+    phash_block: np.ndarray
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -193,20 +195,28 @@ class ImageProcessor:
             return flat
         return im.convert("RGB")
 
-    def resize(self, im: Image.Image) -> Image.Image:
+    def scale(self, im: Image.Image) -> Image.Image:
+        """Scaled to the mode's target size, before any cropping or padding."""
         target = self.target_size(*im.size)
-        if target is not None and target != im.size:
-            upscale = target[0] > im.width or target[1] > im.height
-            im = im.resize(target, _FILTERS[self.upscale_filter if upscale else self.downscale_filter])
+        if target is None or target == im.size:
+            return im
+        upscale = target[0] > im.width or target[1] > im.height
+        return im.resize(target, _FILTERS[self.upscale_filter if upscale else self.downscale_filter])
+
+    def frame(self, im: Image.Image) -> Image.Image:
+        """The scaled image cropped (center_crop) or padded (border) to a square, as the mode says."""
         size = self.image_size
         if self.resize_mode == "center_crop" and (im.width > size or im.height > size):
             left, top = (im.width - size) // 2, (im.height - size) // 2
-            im = im.crop((left, top, left + min(size, im.width), top + min(size, im.height)))
-        elif self.resize_mode == "border" and (im.width, im.height) != (size, size):
+            return im.crop((left, top, left + min(size, im.width), top + min(size, im.height)))
+        if self.resize_mode == "border" and (im.width, im.height) != (size, size):
             canvas = Image.new("RGB", (max(size, im.width), max(size, im.height)), self.border_color)
             canvas.paste(im, ((canvas.width - im.width) // 2, (canvas.height - im.height) // 2))
-            im = canvas
+            return canvas
         return im
+
+    def resize(self, im: Image.Image) -> Image.Image:
+        return self.frame(self.scale(im))
 
     def encode(self, im: Image.Image) -> bytes:
         out = io.BytesIO()
@@ -242,8 +252,11 @@ class ImageProcessor:
     def process(self, data: bytes) -> ProcessedImage:
         rgb, fmt, (ow, oh) = self.decode_rgb(data)
         try:
-            block = phash_input(rgb)
-            out = self.resize(rgb)
+            scaled = self.scale(rgb)
+            # Hashed at output scale (before padding or cropping): the stored picture's content, and
+            # a third of the cost of hashing the larger decoded image.
+            block = phash_input(scaled)
+            out = self.frame(scaled)
             jpeg = self.encode(out)
         except Exception as exc:  # noqa: BLE001 - this body's error, never the run's
             raise ImageError(DECODE_ERROR, f"{type(exc).__name__}: {exc}") from exc

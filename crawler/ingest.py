@@ -195,7 +195,10 @@ async def _run_partition(part: Partition, rows: Iterator[Row], writer: _ShardWri
                         return None, res.error, res.message
                     traffic["bytes"] += len(res.body)
                     rec["bytes"] = len(res.body)
-                    done = await loop.run_in_executor(pool, _process_body, processor, res.body)
+                    if cfg.decode_threads > 0:
+                        done = await loop.run_in_executor(pool, _process_body, processor, res.body)
+                    else:
+                        done = _process_body(processor, res.body)
                     rec["sha256"] = done.sha256
                     return done.image, done.error, done.message
                 except Exception as exc:  # noqa: BLE001 - the row is recorded, the partition goes on

@@ -4,8 +4,9 @@ The plan (which file rows make which shard) is computed once, by one Ray task pe
 kept in the output directory (`_plan.json`); a rerun reuses it, so shard boundaries and keys cannot
 move, skips every shard whose parquet index exists, and redoes the rest from scratch. Together with
 the shard writers' temporary-name-then-rename, that gives exactly-once output after a crash.
-Progress: partition tasks report row counts to a small actor the driver polls for the terminal bar,
-and export Prometheus counters through `ray.util.metrics` (shown by the Ray dashboard).
+Progress: partition tasks keep their running row counts in `_progress/SHARD.json` (on the output
+storage every node shares), which the driver sums for the terminal bar, and export Prometheus
+counters through `ray.util.metrics` (shown by the Ray dashboard), beside the tasks themselves.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -35,6 +37,7 @@ from shards.format import STATUS_FAILED, STATUS_SUCCESS, remove_stale_temporarie
 log = logging.getLogger(__name__)
 
 PLAN_FILE = "_plan.json"
+PROGRESS_DIR = "_progress"
 STATS_FILE = "stats.json"
 PLAN_VERSION = 1
 # How often the driver refreshes the progress bar while tasks run (seconds).
@@ -48,20 +51,23 @@ class DownloadError(ValueError):
     """Unusable input or output for a download run (shown as one line)."""
 
 
-@ray.remote(num_cpus=0)
-class ProgressActor:
-    """Row counts reported by running partitions, read by the driver's progress bar."""
+def _progress_path(output: str | Path, shard: int) -> Path:
+    return Path(output) / PROGRESS_DIR / f"{shard:05d}.json"
 
-    def __init__(self) -> None:
-        self.done = 0
-        self.ok = 0
 
-    def add(self, done: int, ok: int) -> None:
-        self.done += done
-        self.ok += ok
+def _write_progress(path: Path, done: int, ok: int) -> None:
+    """Advisory counts for the driver's bar: replaced whole, never fsynced (losing one is harmless)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps({"done": done, "ok": ok}))
+    os.replace(tmp, path)
 
-    def snapshot(self) -> tuple[int, int]:
-        return self.done, self.ok
+
+def _read_progress(output: Path, shard: int) -> tuple[int, int]:
+    try:
+        d = json.loads(_progress_path(output, shard).read_text())
+        return int(d["done"]), int(d["ok"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, 0
 
 
 _METRICS: dict[str, Any] = {}
@@ -83,17 +89,25 @@ def _scan_task(path: str, cfg: DownloadConfig) -> FileScan:
 
 
 @ray.remote
-def _ingest_task(part: dict, output: str, cfg: DownloadConfig, rules: ImageRulesConfig, progress) -> dict:
+def _ingest_task(part: dict, output: str, cfg: DownloadConfig, rules: ImageRulesConfig) -> dict:
     metrics = _metrics()
+    partition = Partition.from_dict(part)
+    progress_file = _progress_path(output, partition.shard)
+    progress_file.parent.mkdir(parents=True, exist_ok=True)
+    totals = [0, 0]
 
     def report(done: int, ok: int) -> None:
-        progress.add.remote(done, ok)
+        totals[0] += done
+        totals[1] += ok
+        # A file per shard rather than an actor: no extra Ray process, and a retried task simply
+        # overwrites its own counts.
+        _write_progress(progress_file, *totals)
         if ok:  # Ray counters reject increments of 0
             metrics["rows"].inc(ok, tags={"status": STATUS_SUCCESS})
         if done - ok:
             metrics["rows"].inc(done - ok, tags={"status": STATUS_FAILED})
 
-    stats = ingest_partition(Partition.from_dict(part), output, cfg, rules, progress=report)
+    stats = ingest_partition(partition, output, cfg, rules, progress=report)
     metrics["shards"].inc()
     return stats
 
@@ -242,12 +256,11 @@ def run_download(inputs: list[str], output: str | Path, cfg: WukongConfig | None
     slots = dl.processes if dl.processes > 0 else cluster_cpus()
     log.info("download: %d files, %d shards, %d to do, %d in parallel", len(files), len(parts), len(todo), slots)
 
-    tracker = ProgressActor.remote()
     bar = _Bar(sum(p.num_rows for p in todo), progress)
     pending: dict[Any, Partition] = {}
     queue = list(reversed(todo))
     failures: list[dict] = []
-    processed_rows = processed_ok = 0
+    finished_rows = finished_ok = 0
     run_stats: list[dict] = []
     try:
         while queue or pending:
@@ -255,22 +268,24 @@ def run_download(inputs: list[str], output: str | Path, cfg: WukongConfig | None
                 part = queue.pop()
                 ref = _ingest_task.options(
                     name=f"download-shard-{part.shard:05d}", num_cpus=1, max_retries=dl.task_max_retries,
-                ).remote(part.to_dict(), str(output), dl, cfg.filter.image, tracker)
+                ).remote(part.to_dict(), str(output), dl, cfg.filter.image)
                 pending[ref] = part
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_INTERVAL_S)
             for ref in ready:
                 part = pending.pop(ref)
                 try:
                     run_stats.append(ray.get(ref))
+                    finished_rows += part.num_rows
+                    finished_ok += run_stats[-1]["by_status"].get(STATUS_SUCCESS, 0)
                 except Exception as exc:  # noqa: BLE001 - one shard's failure is reported, the rest go on
                     message = str(getattr(exc, "cause", None) or exc).strip().splitlines()[-1][:500]
                     failures.append({"shard": part.shard, "error": message})
                     log.error("shard %05d failed: %s", part.shard, message)
-            processed_rows, processed_ok = ray.get(tracker.snapshot.remote())
-            bar.update(processed_rows, processed_ok)
+            running = [_read_progress(output, p.shard) for p in pending.values()]
+            bar.update(finished_rows + sum(d for d, _ in running), finished_ok + sum(o for _, o in running))
     finally:
         bar.close()
-        ray.kill(tracker)
+        shutil.rmtree(output / PROGRESS_DIR, ignore_errors=True)
 
     elapsed = time.monotonic() - t0
     this_run_ok = sum(s["by_status"].get(STATUS_SUCCESS, 0) for s in run_stats)

@@ -7,6 +7,7 @@ Paths (query strings are ignored, so one image can be listed under many URLs):
   /trickle                  headers, then one byte every 0.2 s, forever (only a total timeout ends it)
   /endless                  a chunked body that never ends, as fast as it can (only a byte limit ends it)
   /huge                     declares a 100 MB Content-Length
+  /gzip-bomb                a small gzip body (with its Content-Length) that inflates to 8 MB
   /cut/NAME                 declares NAME's full length, sends half, closes
   /reset                    resets the connection (RST) without answering
   /hang                     accepts and never answers
@@ -21,6 +22,7 @@ Every request's path is recorded in `requests`, so a test can assert that a serv
 
 from __future__ import annotations
 
+import gzip
 import socket
 import struct
 import threading
@@ -31,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 TRICKLE_INTERVAL_S = 0.2
 HUGE_LENGTH = 100 * 1024 * 1024
 ENDLESS_CHUNK = b"\xff" * 65536
+GZIP_BOMB_SIZE = 8 * 1024 * 1024
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -110,6 +113,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"\xff\xd8\xff" + b"\x00" * 1000)
             self.close_connection = True
+        elif kind == "gzip-bomb":
+            self._send(200, owner.gzip_bomb, "image/jpeg", {"Content-Encoding": "gzip"})
         elif kind == "cut":
             body = owner.bodies[parts[1]][0]
             self.send_response(200)
@@ -175,6 +180,7 @@ class LoopbackServer:
         self.requests: list[str] = []
         self.headers_seen: list[dict[str, str]] = []
         self.counters: dict[str, int] = {}
+        self.gzip_bomb = gzip.compress(b"\xff\xd8\xff" + bytes(GZIP_BOMB_SIZE))
         self.active = 0       # requests being answered now, and the most at once
         self.max_active = 0
         self.lock = threading.Lock()

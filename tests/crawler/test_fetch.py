@@ -74,9 +74,13 @@ def test_timeouts(srv):
 
 
 def test_byte_limit_while_streaming(srv):
-    endless, huge = _run(_cfg(max_bytes=1_000_000, total_timeout=10), srv.url("/endless"), srv.url("/huge"))
+    endless, huge, bomb = _run(_cfg(max_bytes=1_000_000, total_timeout=10), srv.url("/endless"), srv.url("/huge"),
+                               srv.url("/gzip-bomb"))
     assert endless.error == fetch.TOO_LARGE and endless.body is None
     assert huge.error == fetch.TOO_LARGE
+    assert bomb.error == fetch.TOO_LARGE  # its declared (compressed) length is small; the inflated body is not
+    inflated, = _run(_cfg(max_bytes=9_000_000), srv.url("/gzip-bomb"))
+    assert inflated.ok and len(inflated.body) == 3 + 8 * 1024 * 1024
     small, = _run(_cfg(max_bytes=len(BODY) - 1), srv.url("/img/a.jpg"))
     assert small.error == fetch.TOO_LARGE
 

@@ -123,13 +123,16 @@ def test_failing_progress_reports_cost_no_sample(tmp_path, server):
     _check_exactly_once(tmp_path / "out", expected, server.good)
 
 
-def test_run_download_on_ray_and_resume(tmp_path, server, ray_local):
+def test_run_download_on_ray_and_resume(tmp_path, server, ray_local, capsys):
     from pipelines.download_job import run_download
     expected = corpus.write_wukong_csv(tmp_path / "wukong_100m_0.csv", server, rows=1000)
     cfg = WukongConfig()
     cfg.download = _dl(rows_per_shard=250, processes=2)
     out = tmp_path / "raw"
-    stats = run_download([str(tmp_path / "wukong_100m_0.csv")], out, cfg, progress=False)
+    stats = run_download([str(tmp_path / "wukong_100m_0.csv")], out, cfg, progress=True)
+    bar = capsys.readouterr().err
+    assert "1000/1000" in bar and "samples/s" in bar and "success 90.0%" in bar
+    assert not (out / "_progress").exists()
     assert stats["rows"] == 1000 and stats["shards_done"] == 4 and stats["failed_shards"] == []
     assert stats["by_status"] == {"success": 900, "failed": 100}
     assert json.loads((out / "stats.json").read_text())["by_error"] == stats["by_error"]

@@ -50,14 +50,18 @@ def test_batched_hashes_equal_imagehash():
     assert len(set(got.tolist())) > len(corpus) * 0.8
 
 
-def test_ingest_hash_is_imagehash_of_the_decoded_image():
-    proc = ImageProcessor(resize_mode="border")
-    for seed, (w, h) in enumerate([(1600, 1200), (900, 700), (300, 200), (1000, 1500), (640, 480)]):
-        data = images.jpeg(w, h, seed=seed)
-        decoded, _, _ = proc.decode_rgb(data)
-        assert decoded.size[0] < w or w < 448  # reduced decoding was used for the large ones
-        block = proc.process(data).phash_block
-        assert int(phash_batch(block[None])[0]) == _reference(decoded)
+def test_ingest_hash_is_imagehash_of_the_decoded_image_at_output_scale():
+    for mode in ["border", "center_crop", "no"]:
+        proc = ImageProcessor(resize_mode=mode)
+        for seed, (w, h) in enumerate([(1600, 1200), (900, 700), (300, 200), (1000, 1500), (640, 480)]):
+            data = images.jpeg(w, h, seed=seed)
+            decoded, _, _ = proc.decode_rgb(data)
+            if mode != "no":
+                assert decoded.size[0] < w or w < 448  # reduced decoding was used for the large ones
+            scaled = proc.scale(decoded)
+            assert scaled.size == (proc.target_size(*decoded.size) or decoded.size)
+            block = proc.process(data).phash_block
+            assert int(phash_batch(block[None])[0]) == _reference(scaled)
 
 
 def test_empty_batch_and_bad_shape():
