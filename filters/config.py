@@ -97,6 +97,14 @@ class TextRulesConfig:
     given_name_chars_file: str = ""
     name_whitelist_file: str = ""
     name_context_file: str = ""
+    # Given-name characters after a surname (Chinese given names have one or two: 王小明, 欧阳娜娜).
+    name_max_given_chars: int = 2
+    # The same where a title or role word closes the name, so its end is certain: the whole span is
+    # masked, never part of it ('（司马伟秀英摄）', '作者李强娜').
+    name_max_given_chars_titled: int = 4
+    # jieba dictionary frequency from which a word not tagged as a person name is an ordinary word,
+    # never a name, even beside a title word ('摄影师白天拍摄'); rarer words may be names (黄洋).
+    name_common_word_freq: int = 100
 
     def problems(self) -> list[str]:
         """What makes this configuration unusable (unknown rule, missing word list), in words."""

@@ -1,10 +1,13 @@
-"""Person-name tagger for Chinese captions: jieba's `nr` tags checked against more evidence.
+"""Person-name tagger for Chinese captions: surname tables and dictionary evidence over jieba words.
 
-jieba's tags alone are wrong both ways on short captions (熊猫, 华为, 张家界 tagged nr; 钟南山
-missed), so a span is a name when it is a surname from the table followed by 1-2 given-name
-characters, is not a listed place/brand/thing, and either jieba tags it nr (or found it as an
-unknown word) or a title/role word stands beside it. Tagging (~140-330 us) runs only on captions
-the cheap gate `may_hold_name` lets through.
+jieba's part-of-speech tagger is both slow (its HMM costs milliseconds on unknown words) and wrong
+both ways on short captions (熊猫, 华为, 张家界 tagged nr; 钟南山 missed), and its words cut names
+apart ('李强' + '娜', '张秀' + '英军', '周' + '艳丽'). So names are found on jieba's plain words
+(`lcut`, tens of microseconds) with more evidence: a span is a name when it is a surname from the
+table followed by given-name characters, is not a listed place/brand/thing, and either a title or
+role word stands beside it, or the dictionary knows it as a person name, or jieba met it as an
+unknown word. The span always runs to the end of the name ('作者<人名>', never '作者<人名>娜'):
+a partly masked name still leaks. Tagging runs only on captions the cheap gate lets through.
 """
 
 from __future__ import annotations
@@ -13,18 +16,23 @@ import re
 from dataclasses import dataclass
 
 from filters.config import TextRulesConfig
-from filters.jieba_runtime import dictionary, get_jieba, posseg_tokenizer
+from filters.jieba_runtime import dictionary, get_jieba
 from filters.text_utils import HAN_CLASS, HAN_RE
 from filters.wordlists import load_lines
 
-# Longest given name, in characters (Chinese given names have one or two).
-_MAX_GIVEN = 2
 # Dictionary words considered when checking whether a surname sits inside a longer word.
 _MAX_WORD = 4
-# Last characters of places and landmarks: a dictionary word ending so is a name only beside a
-# title ('钟南山院士'), never on its tag alone ('白云山', '阳明山').
-_PLACE_ENDINGS = frozenset("山湖江河岛桥寺塔城镇村县市区路街港湾园馆宫庙洲州阁楼")
+# Last characters of places, landmarks, households and trees: a dictionary word ending so is a name
+# only beside a title ('钟南山院士'), never on its tag alone ('白云山', '阳明山', '郑家', '杨树').
+_PLACE_ENDINGS = frozenset("山湖江河岛桥寺塔城镇村县市区路街港湾园馆宫庙洲州阁楼岭家树")
+# Tokens allowed between a name and its title word ('摄影：赵丽颖', '图/陈晓东').
 _SKIP_TOKENS = frozenset({"/", ":", "：", " ", "　", "·", "|", "-", "丨"})
+_SEPARATORS = "[\\s:：/·|丨-]"
+# jieba tags of function words: a given-name character standing alone with one of these tags
+# ('和', '才', '一') is taken for part of a name only beside a title; a surname character tagged as a
+# preposition or conjunction ('于', '向') does not start a name without one.
+_PARTICLE_TAGS = frozenset({"p", "c", "u", "uj", "ul", "uz", "ug", "uv", "ud"})
+_FUNCTION_TAGS = _PARTICLE_TAGS | {"r"}
 
 
 @dataclass
@@ -53,22 +61,41 @@ class NameTables:
                    after=frozenset(after), before=frozenset(before))
 
 
+def _alternation(words) -> str:
+    return "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+
+
 class NameTagger:
     def __init__(self, cfg: TextRulesConfig, jieba_cache_dir: str = ""):
         self.t = NameTables.load(cfg)
         self.jieba_cache_dir = jieba_cache_dir
-        compound = "|".join(sorted(self.t.compound, key=len, reverse=True))
-        single = "".join(sorted(self.t.single))
-        self.surname_re = re.compile(f"(?:{compound})|[{single}]" if compound else f"[{single}]")
-        # Context opens the gate only with a surname beside it: '记者 王…', '…王小明先生'.
+        self.max_given = cfg.name_max_given_chars
+        self.max_given_titled = max(cfg.name_max_given_chars_titled, self.max_given)
+        self.common_freq = cfg.name_common_word_freq
+        compound, single = _alternation(self.t.compound), re.escape("".join(sorted(self.t.single)))
         sur = f"(?:{compound}|[{single}])" if compound else f"[{single}]"
-        alt = lambda words: "|".join(map(re.escape, sorted(words, key=len, reverse=True)))  # noqa: E731
+        # A surname followed by a Han character: where the gate looks closer.
+        self.candidate_re = re.compile(f"(?=({sur})[{HAN_CLASS}])")
+        # Context opens the gate only with a surname beside it: '记者 王…', '…王小明先生'.
         parts = []
         if self.t.before:
-            parts.append(f"(?:{alt(self.t.before)})[\\s:：/·|丨-]*{sur}")
+            before = f"(?:{_alternation(self.t.before)}){_SEPARATORS}*"
+            parts.append(f"{before}{sur}")
+            # Where a surname follows a title word, a word boundary is certain ('摄影师|刘军').
+            self.title_cut_re = re.compile(f"{before}(?={sur})")
+        else:
+            self.title_cut_re = None
         if self.t.after:
-            parts.append(f"{sur}[{HAN_CLASS}]{{1,{_MAX_GIVEN}}}(?:{alt(self.t.after)})")
+            after = _alternation(self.t.after)
+            parts.append(f"{sur}[{HAN_CLASS}]{{1,{self.max_given_titled}}}(?:{after})")
+            # A title word right after a name's end (separators allowed), and what follows it.
+            self.after_re = re.compile(f"{_SEPARATORS}*(?P<word>{after})(?P<next>[{HAN_CLASS}])?")
+        else:
+            self.after_re = None
         self.context_re = re.compile("|".join(parts)) if parts else None
+        self.compound_re = re.compile(compound) if compound else None
+        self.whitelist_max = max(map(len, self.t.whitelist), default=0)
+        self.compound_lens = sorted({len(c) for c in self.t.compound}, reverse=True)
         self._freq: dict | None = None
         self._tags: dict | None = None
         self.tagged = 0  # captions that went through the tagger
@@ -83,98 +110,225 @@ class NameTagger:
 
     def _inside_word(self, text: str, i: int) -> bool:
         """Whether a dictionary word starting before position i runs through it ('森林' at 林)."""
-        freq, _ = self._dict()
+        freq = self._freq
         for a in range(max(0, i - _MAX_WORD + 1), i):
             for b in range(i + 1, min(len(text), a + _MAX_WORD) + 1):
                 if freq.get(text[a:b]):
                     return True
         return False
 
-    def _common_word_at(self, text: str, i: int, j: int) -> bool:
-        """Whether the longest dictionary word starting at i (longer than the surname) is a
-        common word rather than a name: not tagged nr, or listed in the whitelist."""
-        freq, tags = self._dict()
+    def _longest_word_at(self, text: str, i: int, j: int) -> str:
+        """The longest dictionary word starting at i and longer than the surname i..j ('' if none)."""
+        freq = self._freq
         for b in range(min(len(text), i + _MAX_WORD), j, -1):
-            w = text[i:b]
-            if freq.get(w):
-                return w in self.t.whitelist or not tags.get(w, "").startswith("nr")
-        return False
+            if freq.get(text[i:b]):
+                return text[i:b]
+        return ""
 
     def may_hold_name(self, text: str) -> bool:
-        """Cheap test: can this caption hold a person name at all?"""
+        """Cheap test: can this caption hold a person name at all? Says yes to every caption where
+        a title word stands beside a surname, or a surname starts a name the dictionary knows or
+        is followed by a given-name character outside a common word; no to most others."""
         if self.context_re is not None and self.context_re.search(text):
             return True
+        self._dict()
         given = self.t.given
-        for m in self.surname_re.finditer(text):
-            i, j = m.span()
-            if j >= len(text) or text[j] not in given:
-                continue
-            if self._inside_word(text, i) or self._common_word_at(text, i, j):
-                continue
-            return True
+        for m in self.candidate_re.finditer(text):
+            i, j = m.start(), m.end(1)
+            word = self._longest_word_at(text, i, j)
+            if word and self._is_name_word(word):
+                return True
+            if text[j] in given and not word and not self._inside_word(text, i):
+                return True
         return False
 
     # --- tagging ----------------------------------------------------------------------------------
 
     def _surname_len(self, w: str) -> int:
-        if len(w) >= 3 and w[:2] in self.t.compound:
-            return 2
-        if w[:1] in self.t.single:
-            return 1
+        """Length of the surname `w` starts with (compound first: '欧阳娜' is 欧阳 + 娜)."""
         if w[:2] in self.t.compound:
             return 2
-        return 0
+        return 1 if w[:1] in self.t.single else 0
 
-    def _shape_ok(self, w: str) -> bool:
-        """Surname + 1..2 Han given-name characters, not a listed non-name."""
-        n = self._surname_len(w)
-        given = w[n:]
-        return (n > 0 and 1 <= len(given) <= _MAX_GIVEN and w not in self.t.whitelist
-                and all(HAN_RE.match(c) for c in given))
+    def _given_only(self, w: str) -> bool:
+        return all(c in self.t.given for c in w)
 
-    def _given_ok(self, w: str) -> bool:
-        return all(c in self.t.given for c in w[self._surname_len(w):])
+    def _is_name_word(self, w: str) -> bool:
+        """The dictionary knows `w` as a person name (and it is not a listed non-name or a place)."""
+        return (self._tags.get(w, "").startswith("nr") and w not in self.t.whitelist
+                and w[-1] not in _PLACE_ENDINGS)
+
+    def _is_common_word(self, w: str) -> bool:
+        """A frequent ordinary word or a listed non-name: never a name, even beside a title."""
+        if w in self.t.whitelist:
+            return True
+        f = self._freq.get(w)
+        return bool(f) and f >= self.common_freq and not self._tags.get(w, "").startswith("nr")
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the person names in `text`."""
         if not self.may_hold_name(text):
             return []
         self.tagged += 1
-        get_jieba(self.jieba_cache_dir)
-        freq, tags = self._dict()
-        words = [(p.word, p.flag) for p in posseg_tokenizer().cut(text)]
+        self._dict()
+        # Title words fix word boundaries jieba may miss ('摄影' + '师刘军', a rare dictionary word).
+        cuts = {m.end() for m in self.title_cut_re.finditer(text)} if self.title_cut_re else set()
+        # Dictionary words only (no HMM): jieba's HMM glues unknown names to their neighbours
+        # ('王洋摄'); single characters standing alone are what unknown names are made of here.
+        words = self._split_at(get_jieba(self.jieba_cache_dir).lcut(text, HMM=False), cuts)
+        if self.t.compound:
+            words = self._join_compounds(text, words)
         starts, pos = [], 0
-        for w, _ in words:
+        for w in words:
             starts.append(pos)
             pos += len(w)
+        starts.append(pos)
         found: list[tuple[int, int]] = []
-
-        def neighbour(k: int, step: int) -> str:
-            k += step
-            while 0 <= k < len(words) and words[k][0] in _SKIP_TOKENS:
-                k += step
-            return words[k][0] if 0 <= k < len(words) else ""
-
         k = 0
         while k < len(words):
-            w, flag = words[k]
-            span_words = 1
-            # A surname split from its given name ('欧阳' + '娜娜', '王' + '小明').
-            if (w in self.t.compound or w in self.t.single) and k + 1 < len(words):
-                nxt, nflag = words[k + 1]
-                joined = w + nxt
-                if self._shape_ok(joined) and (nflag.startswith("nr") or not freq.get(nxt)
-                                               or neighbour(k + 1, 1) in self.t.after
-                                               or neighbour(k, -1) in self.t.before):
-                    w, flag, span_words = joined, "nr", 2
-            if self._shape_ok(w):
-                titled = neighbour(k + span_words - 1, 1) in self.t.after or neighbour(k, -1) in self.t.before
-                known = freq.get(w)
-                tagged = flag.startswith("nr") and (not known or (tags.get(w, "").startswith("nr")
-                                                                  and w[-1] not in _PLACE_ENDINGS))
-                if titled and (self._given_ok(w) or flag.startswith("nr") or not known):
-                    found.append((starts[k], starts[k] + len(w)))
-                elif tagged and self._given_ok(w):
-                    found.append((starts[k], starts[k] + len(w)))
-            k += span_words
+            n = self._surname_len(words[k])
+            span = self._name_at(text, words, starts, k, n, starts[k] in cuts) if n else 0
+            if span and self._overlaps_listed(text, starts[k], starts[k + span]):
+                span = 0
+            if span:
+                found.append((starts[k], starts[k + span]))
+                k += span
+            else:
+                k += 1
         return found
+
+    def _overlaps_listed(self, text: str, a: int, b: int) -> bool:
+        """Whether a listed non-name overlaps text[a:b], however jieba cut it ('宫保鸡' + '丁')."""
+        longest, listed = self.whitelist_max, self.t.whitelist
+        for i in range(max(0, a - longest + 1), b):
+            for j in range(max(i + 2, a + 1), min(len(text), i + longest) + 1):
+                if text[i:j] in listed:
+                    return True
+        return False
+
+    def _join_compounds(self, text: str, words: list[str]) -> list[str]:
+        """Rejoin compound surnames jieba cut apart ('公' + '冶' + '涵' -> '公冶' + '涵')."""
+        out, pos, k = [], 0, 0
+        while k < len(words):
+            w = words[k]
+            m = None
+            if len(w) < self.compound_lens[0] and any(text[pos:pos + n] in self.t.compound
+                                                       for n in self.compound_lens):
+                m = self.compound_re.match(text, pos)
+            if m and len(w) < len(m.group()):
+                end, r = pos + len(m.group()), k
+                while r < len(words) and pos + len("".join(words[k:r + 1])) < end:
+                    r += 1
+                joined = "".join(words[k:r + 1])
+                tail = joined[len(m.group()):]
+                if r < len(words) and (not tail or not self._is_common_word(words[r])):
+                    out.append(m.group())
+                    if tail:
+                        out.append(tail)
+                    pos += len(joined)
+                    k = r + 1
+                    continue
+            out.append(w)
+            pos += len(w)
+            k += 1
+        return out
+
+    def _split_at(self, words: list[str], cuts: set[int]) -> list[str]:
+        """Split words (other than common ones) that run across a cut."""
+        if not cuts:
+            return words
+        out, pos = [], 0
+        for w in words:
+            inner = [c - pos for c in sorted(cuts) if pos < c < pos + len(w)]
+            if inner and not self._is_common_word(w):
+                out.extend(w[a:b] for a, b in zip([0] + inner, inner + [len(w)]))
+            else:
+                out.append(w)
+            pos += len(w)
+        return out
+
+    def _closed(self, text: str, end: int, titled_before: bool) -> bool:
+        """Whether a name ending at character `end` is closed by a title word after it ('…先生',
+        '（…摄）'), or follows a title word and reaches the edge of the Han text ('作者…')."""
+        if self.after_re is not None:
+            m = self.after_re.match(text, end)
+            # One-character title words start too many words: '摄' only where the Han text ends
+            # ('摄影' is no credit).
+            if m and (len(m.group("word")) > 1 or m.group("next") is None):
+                return True
+        return titled_before and (end >= len(text) or not HAN_RE.match(text[end]))
+
+    def _name_at(self, text: str, words: list[str], starts: list[int], k: int, n: int,
+                 titled_before: bool) -> int:
+        """How many words, from word k (which starts with an n-character surname), make up a
+        name; 0 if none does."""
+        first = words[k]
+        if not titled_before:
+            b = self._neighbour(words, k, -1)
+            titled_before = b >= 0 and words[b] in self.t.before
+        # jieba's dictionary tags many common words nr ('胡同', '麦田'): a name it knows still needs
+        # a given part of given-name characters, unless a title stands before it ('导演张艺谋').
+        known = len(first) > n and self._is_name_word(first) and (
+            titled_before or self._given_only(first[n:]))
+        if len(first) > n and not known and (not self._given_only(first[n:]) or self._is_common_word(first)):
+            return 0
+        # Every way to end the name on a word boundary: the given part (after the surname) holds
+        # 1..max_given_titled characters, and given-name characters only past the first word.
+        ends, given, m = [], len(first) - n, k
+        while True:
+            if 1 <= given <= self.max_given_titled:
+                ends.append((m, given))
+            m += 1
+            if m >= len(words) or not self._given_only(words[m]) or words[m] in self.t.whitelist:
+                break
+            given += len(words[m])
+            if given > self.max_given_titled:
+                break
+        # A title closes the name: take the longest span it closes ('（司马伟秀英摄）').
+        for m, given in reversed(ends):
+            if self._closed(text, starts[m + 1], titled_before) \
+                    and not self._is_common_word("".join(words[k:m + 1])):
+                return m - k + 1
+        ends = [(m, g) for m, g in ends if g <= self.max_given]
+        if not ends:
+            return 0
+        m, given = ends[0]
+        if not (titled_before or known or self._evidence(words, k, m)):
+            return 0
+        # The given name may go on in single characters standing alone: after a name the
+        # dictionary knows, only characters it does not know as words ('李强' + '娜', never
+        # '李娜' + '新歌'); after a surname and one character, any given-name character that is not
+        # a function word ('王' '俊' '凯', never '张' '伟' '和').
+        while m + 1 < len(words) and given < self.max_given and self._loose_given(words[m + 1], known):
+            m, given = m + 1, given + 1
+        return m - k + 1
+
+    @staticmethod
+    def _neighbour(words: list[str], k: int, step: int) -> int:
+        """Index of the next word from k in direction `step`, skipping separators (-1 or len: none)."""
+        k += step
+        while 0 <= k < len(words) and words[k] in _SKIP_TOKENS:
+            k += step
+        return k
+
+    def _loose_given(self, w: str, after_known: bool) -> bool:
+        if len(w) != 1 or w not in self.t.given:
+            return False
+        if after_known:
+            return not self._freq.get(w)
+        return self._tags.get(w, "") not in _FUNCTION_TAGS
+
+    def _evidence(self, words: list[str], k: int, m: int) -> bool:
+        """Without a title, for a span the dictionary does not know as a name: a surname standing
+        alone (not as a preposition or conjunction: '于', '向') followed by a name the dictionary
+        knows ('欧阳' + '娜娜'), or by given-name characters that are neither a common word nor a
+        function word ('杨' + '紫')."""
+        if m == k:
+            return False
+        first, rest = words[k], "".join(words[k + 1:m + 1])
+        if self._is_name_word(first + rest) or self._is_name_word(rest):
+            return True
+        if self._tags.get(first, "") in _PARTICLE_TAGS or len(rest) > 1 and self._is_common_word(rest):
+            return False
+        # One character that is not a function word, or a rare dictionary word ('滕' + '海海').
+        return len(rest) > 1 or self._tags.get(rest, "") not in _FUNCTION_TAGS
