@@ -36,7 +36,8 @@ TINY = {"embed_dim": 128,
         "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 4}}
 OUR_SETS = ["train.conv_stem=false", "train.vocab_size=49408", "train.lr=0.0005", "train.warmup_steps=10",
             "train.log_every=5", "train.checkpoint_every=100000", "train.shuffle_buffer=1000"]
-ENV = dict(os.environ, RAY_AUTH_MODE="disabled", OMP_WAIT_POLICY="PASSIVE", PYTHONUNBUFFERED="1")
+ENV = dict(os.environ, RAY_AUTH_MODE="disabled", OMP_WAIT_POLICY="PASSIVE", PYTHONUNBUFFERED="1",
+           TOKENIZERS_PARALLELISM="false")
 
 
 def ensure_peer() -> Path:
@@ -104,8 +105,9 @@ from open_clip_train.main import main
 main(sys.argv[2:])
 """
 
-# open_clip_train logs e.g. "Batch (t): 0.456, 140.33/s, 140.33/s/gpu".
-PEER_RATE = re.compile(r"Batch \(t\): [\d.]+, ([\d.]+)/s")
+# open_clip_train logs e.g. "Batch (t): 0.456, 140.33/s, 140.33/s/gpu": the first number is the mean
+# step time (data included) since the previous log line; the rate after it is the last step only.
+PEER_BATCH_TIME = re.compile(r"Batch \(t\): ([\d.]+),")
 
 
 def run_peer(py: Path, shards: list[Path], steps: int, batch: int, workers: int, out: Path) -> dict:
@@ -117,16 +119,17 @@ def run_peer(py: Path, shards: list[Path], steps: int, batch: int, workers: int,
     cmd = [str(py), "-c", PEER_MAIN, str(cfg_dir), "--train-data", pattern, "--dataset-type", "webdataset",
            "--train-num-samples", str(steps * batch), "--batch-size", str(batch), "--epochs", "1",
            "--workers", str(workers), "--model", "wukong-tiny", "--precision", "fp32", "--lr", "5e-4",
-           "--warmup", "10", "--log-every-n-steps", "5", "--save-frequency", "0", "--report-to", "",
+           "--warmup", "10", "--log-every-n-steps", "5", "--save-frequency", "0", "--device", "cpu",
            "--logs", str(out / "logs"), "--name", f"run{time.time_ns()}", "--seed", "0"]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=out, env=ENV, capture_output=True, text=True)
     log = res.stdout + res.stderr
-    rates = [float(m) for m in PEER_RATE.findall(log)]
-    if res.returncode or not rates:
+    times = [float(m) for m in PEER_BATCH_TIME.findall(log)]
+    if res.returncode or not times:
         raise RuntimeError(f"open_clip_train failed: {log[-2000:]}")
-    # Same steady-state definition as ours: the second half of the run.
-    return {"samples_per_s": statistics.median(rates[len(rates) // 2:]), "wall_s": time.perf_counter() - t0}
+    # Same steady-state definition as ours: samples over wall time in the second half of the run.
+    half = times[len(times) // 2:]
+    return {"samples_per_s": batch / statistics.fmean(half), "wall_s": time.perf_counter() - t0}
 
 
 def loader_throughput(shards: Path, batch: int, workers: int, batches: int) -> float:

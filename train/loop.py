@@ -218,8 +218,9 @@ def run_training(train_cfg: dict, train_shards: str, output: str, val_shards: st
         model.set_grad_checkpointing(True)
     ddp = wrap_ddp(model, ctx)
     loss_fn = ContrastiveLoss(arch.head, arch.tokenwise_chunk)
+    # The fused kernel (CPU and CUDA): the per-tensor loop cost ~0.2 s per tiny step on a busy CPU.
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                                  betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+                                  betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
     amp_dtype = _precision(cfg, ctx.device)
