@@ -40,6 +40,11 @@ class DownloadConfig:
     max_bytes: int = 20 * 1024 * 1024
     user_agent: str = "wukong-pipeline/0.1 (+{contact})"
     contact_url: str = "https://github.com/wukong-pipeline/wukong-pipeline"
+    # Honour robots.txt (RFC 9309; fetched once per origin and partition, matched on our agent token).
+    respect_robots_txt: bool = True
+    # An unreachable robots.txt (5xx, network error) means "disallow all" per RFC 9309 unless true.
+    robots_unreachable_allows: bool = False
+    robots_max_bytes: int = 500 * 1024
     # X-Robots-Tag values that opt an image out (as img2dataset).
     disallowed_robots_tags: list[str] = field(default_factory=lambda: ["noai", "noimageai", "noindex"])
     # Address guard: private, loopback and link-local targets are refused unless allowed.

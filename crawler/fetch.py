@@ -4,8 +4,8 @@
 is one code from `ERRORS`. Per request: a guarded connection (crawler.netguard), connect / read
 timeouts from aiohttp plus a total deadline over the whole attempt (redirects and body included,
 so a body that trickles forever is cut off), redirects followed hop by hop (each hop re-checked by
-the guard, loops detected), a byte limit enforced while the body streams, and the X-Robots-Tag
-opt-outs. Transient failures (timeouts, resets, 429, 5xx) are retried a bounded number of times
+the guard, loops detected), a byte limit enforced while the body streams, robots.txt (crawler.robots)
+and the X-Robots-Tag opt-outs. Transient failures (timeouts, resets, 429, 5xx) are retried a bounded number of times
 with exponential backoff and jitter; 429/503 `Retry-After` is honoured up to the backoff cap.
 """
 
@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
+from crawler import robots
 from crawler.config import DownloadConfig
 from crawler.netguard import AddressGuard, BlockedAddressError, GuardedResolver
+from crawler.robots import RobotsCache
 
 # Error codes. HTTP statuses other than 200 are reported as `http_<status>`.
 INVALID_URL = "invalid_url"
@@ -38,11 +40,14 @@ TOO_MANY_REDIRECTS = "too_many_redirects"
 REDIRECT_LOOP = "redirect_loop"
 BAD_REDIRECT = "bad_redirect"
 TOO_LARGE = "too_large"
-ROBOTS_OPT_OUT = "robots_opt_out"
+ROBOTS_OPT_OUT = "robots_opt_out"          # X-Robots-Tag
+ROBOTS_TXT_DISALLOWED = "robots_txt_disallowed"
+ROBOTS_TXT_UNREACHABLE = "robots_txt_unreachable"
 FETCH_ERROR = "fetch_error"
 ERRORS = (INVALID_URL, BLOCKED_ADDRESS, DNS_ERROR, CONNECT_ERROR, CONNECT_TIMEOUT, READ_TIMEOUT,
           TOTAL_TIMEOUT, CONNECTION_RESET, PAYLOAD_ERROR, PROTOCOL_ERROR, TLS_ERROR, TOO_MANY_REDIRECTS,
-          REDIRECT_LOOP, BAD_REDIRECT, TOO_LARGE, ROBOTS_OPT_OUT, FETCH_ERROR)
+          REDIRECT_LOOP, BAD_REDIRECT, TOO_LARGE, ROBOTS_OPT_OUT, ROBOTS_TXT_DISALLOWED, ROBOTS_TXT_UNREACHABLE,
+          FETCH_ERROR)
 
 # Retried: the server or the path may do better a moment later. A total timeout is not: the same
 # body would stall the slot again.
@@ -121,6 +126,7 @@ class Fetcher:
         self.disallowed = frozenset(t.lower() for t in cfg.disallowed_robots_tags)
         self._session: aiohttp.ClientSession | None = None
         self._rng = random.Random()
+        self.robots = RobotsCache(self.agent_token, self._fetch_robots) if cfg.respect_robots_txt else None
 
     async def __aenter__(self) -> "Fetcher":
         connector = aiohttp.TCPConnector(
@@ -174,7 +180,34 @@ class Fetcher:
             result.error, result.message = classify(exc)
         return result
 
-    async def _follow(self, url: str) -> tuple[bytes, int, str, str | None]:
+    async def _fetch_robots(self, url: URL) -> tuple[int, bytes]:
+        """GET a robots.txt through the same guard, redirect and size rules: (status, body), or a
+        `_Failure` carrying the error code when no answer came."""
+        try:
+            async with asyncio.timeout(self.cfg.total_timeout):
+                body, status, _, _ = await self._follow(str(url), check_robots=False,
+                                                        max_bytes=self.cfg.robots_max_bytes)
+            return status, body
+        except _Failure as f:
+            if f.status is None:
+                raise
+            return f.status, b""
+        except aiohttp.ClientError as exc:
+            raise _Failure(*classify(exc)) from exc
+        except TimeoutError as exc:
+            raise _Failure(TOTAL_TIMEOUT, "robots.txt: no answer in time") from exc
+
+    async def _check_robots(self, url: URL) -> None:
+        if self.robots is None:
+            return
+        verdict, failure = await self.robots.verdict(url)  # raises the fetch's _Failure if no answer
+        if verdict == robots.DISALLOWED:
+            raise _Failure(ROBOTS_TXT_DISALLOWED, f"robots.txt disallows {url.path[:200]} for {self.agent_token}")
+        if verdict == robots.UNREACHABLE and not self.cfg.robots_unreachable_allows:
+            raise _Failure(ROBOTS_TXT_UNREACHABLE, f"robots.txt of {url.host} unreachable ({failure or 'error'})")
+
+    async def _follow(self, url: str, check_robots: bool = True, max_bytes: int | None = None
+                      ) -> tuple[bytes, int, str, str | None]:
         assert self._session is not None, "use Fetcher as an async context manager"
         try:
             current = URL(url.strip(), encoded=False)
@@ -183,6 +216,8 @@ class Fetcher:
         seen: set[str] = set()
         for _ in range(self.cfg.max_redirects + 1):
             self._check_target(current)
+            if check_robots:
+                await self._check_robots(current)
             seen.add(str(current))
             async with self._session.get(current, allow_redirects=False) as resp:
                 if resp.status in _REDIRECTS:
@@ -192,10 +227,11 @@ class Fetcher:
                     retry_after = _retry_after(resp.headers.get("Retry-After"))
                     raise _Failure(http_error(resp.status), f"HTTP {resp.status} {resp.reason or ''}".strip(),
                                    resp.status, retry_after)
-                tag = robots_opt_out(resp.headers.getall("X-Robots-Tag", []), self.agent_token, self.disallowed)
+                tag = check_robots and robots_opt_out(resp.headers.getall("X-Robots-Tag", []), self.agent_token,
+                                                      self.disallowed)
                 if tag:
                     raise _Failure(ROBOTS_OPT_OUT, f"X-Robots-Tag: {tag}", resp.status)
-                body = await self._read_body(resp)
+                body = await self._read_body(resp, max_bytes or self.cfg.max_bytes)
                 return body, resp.status, str(current), resp.headers.get("Content-Type")
         raise _Failure(TOO_MANY_REDIRECTS, f"more than {self.cfg.max_redirects} redirects")
 
@@ -220,8 +256,7 @@ class Fetcher:
             raise _Failure(REDIRECT_LOOP, f"redirect loop back to {str(nxt)[:200]}", resp.status)
         return nxt
 
-    async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
-        limit = self.cfg.max_bytes
+    async def _read_body(self, resp: aiohttp.ClientResponse, limit: int) -> bytes:
         if resp.content_length is not None and resp.content_length > limit:
             raise _Failure(TOO_LARGE, f"Content-Length {resp.content_length} > {limit} bytes", resp.status)
         encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()

@@ -17,6 +17,7 @@ Paths (query strings are ignored, so one image can be listed under many URLs):
   /loop/A                   /loop/A -> /loop/B -> /loop/A ...
   /to?url=URL               302 to URL (any URL: for the guard test)
   /robots/VALUE/NAME        /img/NAME with `X-Robots-Tag: VALUE`
+  /robots.txt               `robots_txt` if set (200), else `robots_status` (default 404)
 Every request's path is recorded in `requests`, so a test can assert that a server saw nothing.
 """
 
@@ -155,6 +156,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._redirect("/loop/B" if parts[1] == "A" else "/loop/A", 301)
         elif kind == "to":
             self._redirect(query["url"][0])
+        elif kind == "robots.txt":
+            if owner.robots_txt is not None:
+                self._send(200, owner.robots_txt, "text/plain")
+            else:
+                self._send(owner.robots_status, b"", "text/plain")
         elif kind == "robots":
             self._image(owner, parts[2], {"X-Robots-Tag": parts[1]})
         else:
@@ -180,6 +186,8 @@ class LoopbackServer:
         self.requests: list[str] = []
         self.headers_seen: list[dict[str, str]] = []
         self.counters: dict[str, int] = {}
+        self.robots_txt: bytes | None = None
+        self.robots_status = 404
         self.gzip_bomb = gzip.compress(b"\xff\xd8\xff" + bytes(GZIP_BOMB_SIZE))
         self.active = 0       # requests being answered now, and the most at once
         self.max_active = 0

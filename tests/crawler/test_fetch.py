@@ -48,7 +48,7 @@ def test_http_errors_are_coded_and_permanent_ones_not_retried(srv):
     before = len(srv.requests)
     res, = _run(_cfg(retries=2), srv.url("/status/404"))
     assert res.error == "http_404" and res.attempts == 1
-    assert len(srv.requests) == before + 1
+    assert srv.requests[before:] == ["/robots.txt", "/status/404"]
     res, = _run(_cfg(retries=2), srv.url("/status/403"))
     assert res.error == "http_403" and res.attempts == 1
 
@@ -136,3 +136,36 @@ def test_per_host_connection_limit():
                    *[fresh.url(f"/slow/0.2/a.jpg?i={i}") for i in range(8)])
         assert all(r.ok for r in res)
         assert fresh.max_active == 2
+
+
+def test_robots_txt_is_honoured():
+    with LoopbackServer() as site:
+        site.add("a.jpg", BODY)
+        site.robots_txt = (b"User-agent: otherbot\nDisallow: /\n\n"
+                           b"User-agent: wukong-pipeline\nDisallow: /img/private\n")
+        site.add("private-1.jpg", BODY)
+        ok, banned = _run(_cfg(), site.url("/img/a.jpg"), site.url("/img/private-1.jpg"))
+        assert ok.ok
+        assert banned.error == fetch.ROBOTS_TXT_DISALLOWED
+        assert site.requests.count("/robots.txt") == 1  # fetched once for both requests
+        assert "/img/private-1.jpg" not in site.requests
+        ignored, = _run(_cfg(respect_robots_txt=False), site.url("/img/private-1.jpg"))
+        assert ignored.ok
+        # Everyone disallowed, us included.
+        site.robots_txt = b"User-agent: *\nDisallow: /\n"
+        res, = _run(_cfg(), site.url("/img/a.jpg"))
+        assert res.error == fetch.ROBOTS_TXT_DISALLOWED
+
+
+def test_unreachable_robots_txt_means_disallow_unless_configured():
+    with LoopbackServer() as site:
+        site.add("a.jpg", BODY)
+        site.robots_status = 503
+        res, = _run(_cfg(), site.url("/img/a.jpg"))
+        assert res.error == fetch.ROBOTS_TXT_UNREACHABLE and "http_503" in res.message
+        assert "/img/a.jpg" not in site.requests
+        lenient, = _run(_cfg(robots_unreachable_allows=True), site.url("/img/a.jpg"))
+        assert lenient.ok
+        site.robots_status = 403  # 4xx: no rules
+        res, = _run(_cfg(), site.url("/img/a.jpg"))
+        assert res.ok

@@ -78,7 +78,7 @@ def test_loopback_refused_without_permission_and_server_sees_nothing():
         assert srv.requests == []
         allowed, = _run(_cfg(allow_private=True), srv.url("/img/a.jpg"))
         assert allowed.ok and allowed.body.startswith(b"\xff\xd8\xff")
-        assert srv.requests == ["/img/a.jpg"]
+        assert srv.requests == ["/robots.txt", "/img/a.jpg"]
 
 
 def test_redirect_from_allowed_server_to_refused_one_never_reaches_it():
@@ -90,13 +90,14 @@ def test_redirect_from_allowed_server_to_refused_one_never_reaches_it():
         via_name, = _run(cfg, first.url(f"/to?url=http://localhost:{second.port}/img/secret.jpg"))
         assert via_ip.error == fetch.BLOCKED_ADDRESS, via_ip
         assert via_name.error == fetch.BLOCKED_ADDRESS, via_name
-        assert len(first.requests) == 2
-        assert second.requests == []
+        assert [r for r in first.requests if r != "/robots.txt"] == [
+            f"/to?url={target}", f"/to?url=http://localhost:{second.port}/img/secret.jpg"]
+        assert second.requests == []  # not even its robots.txt
         # The same chain is followed when the second server is allowed too.
         both = _cfg(allowed_addresses=[f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"])
         ok, = _run(both, first.url(f"/to?url={target}"))
         assert ok.ok and ok.final_url == target
-        assert second.requests == ["/img/secret.jpg"]
+        assert second.requests == ["/robots.txt", "/img/secret.jpg"]
 
 
 def test_allowed_hostname_rule_lets_its_addresses_through():
