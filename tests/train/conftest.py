@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# Busy shared cores: spinning OpenMP waits make CPU training ~10x slower (see docs/train.md).
+# Effective when torch is first imported after this point, as in `pytest tests/train`.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Step budget and time budget together: the run ends at whichever comes first, so a busy machine
 # gives fewer steps, never a test that runs for ever.
 GLOBAL_STEPS, GLOBAL_SECONDS = 800, 420
-TOKEN_STEPS, TOKEN_SECONDS = 120, 60
+TOKEN_STEPS, TOKEN_SECONDS = 150, 120
 
 
 @pytest.fixture(scope="module")
