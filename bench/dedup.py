@@ -213,10 +213,10 @@ def main() -> int:
             t, unique, lo, hi, label, node, stats = run_ours(h, cfg)
             cpu = mem.cpu_seconds() - cpu0
         recall, precision, within = quality(h, roots, members, unique, lo, hi, label, node, args.radius)
-        run = {"n": n, "seconds": round(t, 2), "cpu_seconds": round(cpu, 1), "peak_gib": round(mem.peak / 2**30, 2),
+        run = {**stats, "n": n, "seconds": round(t, 2), "cpu_seconds": round(cpu, 1), "peak_gib": round(mem.peak / 2**30, 2),
                "peak_gib_over_input": round((mem.peak - base) / 2**30, 2), "recall": recall,
                "precision": round(precision, 6), "all_within_radius": within, "planted_pairs": int(members.size),
-               "distinct_hashes": int(unique.size), **stats}
+               "distinct_hashes": int(unique.size)}
         results["runs"].append(run)
         print(f"n={n:>11,}: {t:7.1f} s ({cpu:.0f} CPU-s)  peak {run['peak_gib']:5.2f} GiB  recall {recall:.4f}  "
               f"precision {precision:.6f}  tables {stats['tables']} (blocks {stats['blocks']}, key >= "
