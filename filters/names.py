@@ -74,25 +74,17 @@ class NameTagger:
         self.common_freq = cfg.name_common_word_freq
         compound, single = _alternation(self.t.compound), re.escape("".join(sorted(self.t.single)))
         sur = f"(?:{compound}|[{single}])" if compound else f"[{single}]"
-        # A surname followed by a Han character: where the gate looks closer.
-        self.candidate_re = re.compile(f"(?=({sur})[{HAN_CLASS}])")
-        # Context opens the gate only with a surname beside it: '记者 王…', '…王小明先生'.
-        parts = []
-        if self.t.before:
-            before = f"(?:{_alternation(self.t.before)}){_SEPARATORS}*"
-            parts.append(f"{before}{sur}")
-            # Where a surname follows a title word, a word boundary is certain ('摄影师|刘军').
-            self.title_cut_re = re.compile(f"{before}(?={sur})")
-        else:
-            self.title_cut_re = None
-        if self.t.after:
-            after = _alternation(self.t.after)
-            parts.append(f"{sur}[{HAN_CLASS}]{{1,{self.max_given_titled}}}(?:{after})")
-            # A title word right after a name's end (separators allowed), and what follows it.
-            self.after_re = re.compile(f"{_SEPARATORS}*(?P<word>{after})(?P<next>[{HAN_CLASS}])?")
-        else:
-            self.after_re = None
-        self.context_re = re.compile("|".join(parts)) if parts else None
+        # One pass of the gate finds title words before a surname, and surnames before a Han
+        # character (where it looks closer).
+        before = f"(?:{_alternation(self.t.before)}){_SEPARATORS}*" if self.t.before else ""
+        title = f"(?P<title>{before})(?={sur})|" if before else ""
+        self.scan_re = re.compile(f"{title}{sur}(?=[{HAN_CLASS}])")
+        # Where a surname follows a title word, a word boundary is certain ('摄影师|刘军').
+        self.title_cut_re = re.compile(f"{before}(?={sur})") if before else None
+        # A title word right after a name's end (separators allowed), and what follows it.
+        self.after_re = (re.compile(f"{_SEPARATORS}*(?P<word>{_alternation(self.t.after)})"
+                                    f"(?P<next>[{HAN_CLASS}])?") if self.t.after else None)
+        self.after_lens = sorted({len(w) for w in self.t.after}, reverse=True)
         self.compound_re = re.compile(compound) if compound else None
         self.whitelist_max = max(map(len, self.t.whitelist), default=0)
         self.compound_lens = sorted({len(c) for c in self.t.compound}, reverse=True)
@@ -125,20 +117,34 @@ class NameTagger:
                 return text[i:b]
         return ""
 
+    def _title_after(self, text: str, j: int) -> bool:
+        """Whether a title word follows 1..max_given_titled Han characters from position j."""
+        after, end = self.t.after, min(len(text), j + self.max_given_titled)
+        for p in range(j + 1, end + 1):
+            if not HAN_RE.match(text[p - 1]):
+                return False
+            for n in self.after_lens:
+                if text[p:p + n] in after:
+                    return True
+        return False
+
     def may_hold_name(self, text: str) -> bool:
         """Cheap test: can this caption hold a person name at all? Says yes to every caption where
         a title word stands beside a surname, or a surname starts a name the dictionary knows or
         is followed by a given-name character outside a common word; no to most others."""
-        if self.context_re is not None and self.context_re.search(text):
-            return True
         self._dict()
         given = self.t.given
-        for m in self.candidate_re.finditer(text):
-            i, j = m.start(), m.end(1)
-            word = self._longest_word_at(text, i, j)
-            if word and self._is_name_word(word):
+        for m in self.scan_re.finditer(text):
+            if m.lastgroup == "title":
                 return True
-            if text[j] in given and not word and not self._inside_word(text, i):
+            i, j = m.span()
+            word = self._longest_word_at(text, i, j)
+            if word:
+                if self._is_name_word(word):
+                    return True
+            elif text[j] in given and not self._inside_word(text, i):
+                return True
+            if self._title_after(text, j):
                 return True
         return False
 
@@ -166,10 +172,14 @@ class NameTagger:
         return bool(f) and f >= self.common_freq and not self._tags.get(w, "").startswith("nr")
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of the person names in `text`."""
+        """Character spans of the person names in `text` (tagged only where the gate opens)."""
         if not self.may_hold_name(text):
             return []
         self.tagged += 1
+        return self.tag(text)
+
+    def tag(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the person names in `text`, without the gate."""
         self._dict()
         # Title words fix word boundaries jieba may miss ('摄影' + '师刘军', a rare dictionary word).
         cuts = {m.end() for m in self.title_cut_re.finditer(text)} if self.title_cut_re else set()
@@ -177,7 +187,7 @@ class NameTagger:
         # ('王洋摄'); single characters standing alone are what unknown names are made of here.
         words = self._split_at(get_jieba(self.jieba_cache_dir).lcut(text, HMM=False), cuts)
         if self.t.compound:
-            words = self._join_compounds(text, words)
+            words = self._join_compounds(text, words, cuts)
         starts, pos = [], 0
         for w in words:
             starts.append(pos)
@@ -206,8 +216,9 @@ class NameTagger:
                     return True
         return False
 
-    def _join_compounds(self, text: str, words: list[str]) -> list[str]:
-        """Rejoin compound surnames jieba cut apart ('公' + '冶' + '涵' -> '公冶' + '涵')."""
+    def _join_compounds(self, text: str, words: list[str], cuts: set[int]) -> list[str]:
+        """Rejoin compound surnames jieba cut apart ('公' + '冶' + '涵' -> '公冶' + '涵'); a common
+        word is cut for it only beside a title ('摄影师' + '上' + '官军' -> '上官' + '军')."""
         out, pos, k = [], 0, 0
         while k < len(words):
             w = words[k]
@@ -221,7 +232,8 @@ class NameTagger:
                     r += 1
                 joined = "".join(words[k:r + 1])
                 tail = joined[len(m.group()):]
-                if r < len(words) and (not tail or not self._is_common_word(words[r])):
+                if r < len(words) and (not tail or not self._is_common_word(words[r]) or pos in cuts
+                                       or self._title_after(text, pos + len(m.group()))):
                     out.append(m.group())
                     if tail:
                         out.append(tail)
@@ -266,10 +278,11 @@ class NameTagger:
         if not titled_before:
             b = self._neighbour(words, k, -1)
             titled_before = b >= 0 and words[b] in self.t.before
-        # jieba's dictionary tags many common words nr ('胡同', '麦田'): a name it knows still needs
-        # a given part of given-name characters, unless a title stands before it ('导演张艺谋').
+        # jieba's dictionary tags many common words nr ('胡同', '麦田', '黄金周'): a name it knows
+        # still needs a given part of given-name characters, unless a title stands before it
+        # ('导演张艺谋') or its surname is compound ('欧阳修', '上官婉儿').
         known = len(first) > n and self._is_name_word(first) and (
-            titled_before or self._given_only(first[n:]))
+            titled_before or n > 1 or self._given_only(first[n:]))
         if len(first) > n and not known and (not self._given_only(first[n:]) or self._is_common_word(first)):
             return 0
         # Every way to end the name on a word boundary: the given part (after the surname) holds
@@ -280,6 +293,9 @@ class NameTagger:
                 ends.append((m, given))
             m += 1
             if m >= len(words) or not self._given_only(words[m]) or words[m] in self.t.whitelist:
+                break
+            # A full given name does not run on into a common word ('王小明' + '明天').
+            if given >= self.max_given and len(words[m]) > 1 and self._is_common_word(words[m]):
                 break
             given += len(words[m])
             if given > self.max_given_titled:
@@ -296,7 +312,7 @@ class NameTagger:
         if not (titled_before or known or self._evidence(words, k, m)):
             return 0
         # The given name may go on in single characters standing alone: after a name the
-        # dictionary knows, only characters it does not know as words ('李强' + '娜', never
+        # dictionary knows, only characters that are no words of their own ('李强' + '娜', never
         # '李娜' + '新歌'); after a surname and one character, any given-name character that is not
         # a function word ('王' '俊' '凯', never '张' '伟' '和').
         while m + 1 < len(words) and given < self.max_given and self._loose_given(words[m + 1], known):
@@ -314,9 +330,12 @@ class NameTagger:
     def _loose_given(self, w: str, after_known: bool) -> bool:
         if len(w) != 1 or w not in self.t.given:
             return False
+        tag = self._tags.get(w, "")
         if after_known:
-            return not self._freq.get(w)
-        return self._tags.get(w, "") not in _FUNCTION_TAGS
+            # Only a character that is no word of its own: a bound morpheme (tags ending in g),
+            # an unclassified character (x) or a name part.
+            return not tag or tag.endswith("g") or tag == "x" or tag.startswith("nr")
+        return tag not in _FUNCTION_TAGS
 
     def _evidence(self, words: list[str], k: int, m: int) -> bool:
         """Without a title, for a span the dictionary does not know as a name: a surname standing

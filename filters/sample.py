@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from filters.text_utils import skeleton
+
 
 class Sample:
     """`text` is the caption as cleaned so far; `reason` is set by the first rule that drops it."""
 
     __slots__ = ("original", "text", "reason", "detail", "marks", "key", "han", "kana", "hangul",
-                 "latin_words", "masked", "withheld", "unconverted")
+                 "latin_words", "masked", "withheld", "unconverted", "_skeleton")
 
     def __init__(self, original: str | None, reason: str | None = None, detail: str | None = None):
         self.original = original
@@ -23,6 +25,14 @@ class Sample:
         self.withheld = False
         # The text before OpenCC conversion: language ID reads it (t2s turns 新幹線 into 新干线).
         self.unconverted: str | None = None
+        self._skeleton: tuple[str, str] | None = None  # (text, its skeleton), shared by rules
+
+    def skeleton(self) -> str:
+        """The skeleton of the current text, computed once while the text stays the same."""
+        memo = self._skeleton
+        if memo is None or memo[0] is not self.text:
+            memo = self._skeleton = (self.text, skeleton(self.text))
+        return memo[1]
 
     def drop(self, reason: str, detail: str | None = None) -> None:
         self.reason = reason

@@ -62,7 +62,7 @@ class Boilerplate(TextRule):
 
     def __call__(self, s: Sample) -> None:
         text = s.text
-        if skeleton(text) in self.skeletons:
+        if s.skeleton() in self.skeletons:
             s.drop(reasons.BOILERPLATE, text)
             return
         core = self._cut_segments(self._cut_affixes(text.strip(_EDGE_CHARS)))

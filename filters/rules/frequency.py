@@ -13,7 +13,7 @@ from filters import reasons
 from filters.config import TextRulesConfig
 from filters.rules.base import TextRule
 from filters.sample import Sample
-from filters.text_utils import skeleton, skeleton_key
+from filters.text_utils import skeleton_key
 
 
 class Frequency(TextRule):
@@ -27,7 +27,7 @@ class Frequency(TextRule):
         self.frequent = frequent
 
     def __call__(self, s: Sample) -> None:
-        skel = skeleton(s.text)
+        skel = s.skeleton()
         s.key = skeleton_key(skel) if skel else None
         if (s.reason is None and self.frequent is not None and s.key is not None
                 and s.key in self.frequent):

@@ -33,14 +33,14 @@ class Sensitive(TextRule):
         if self.size:
             self.automaton.make_automaton()
 
-    def first_match(self, text: str) -> str | None:
+    def first_match(self, text: str, skel: str | None = None) -> str | None:
         if not self.size:
             return None
-        for _end, word in self.automaton.iter(skeleton(text)):
+        for _end, word in self.automaton.iter(skeleton(text) if skel is None else skel):
             return word
         return None
 
     def __call__(self, s: Sample) -> None:
-        word = self.first_match(s.text)
+        word = self.first_match(s.text, s.skeleton())
         if word is not None:
             s.drop(reasons.SENSITIVE, word)
