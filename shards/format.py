@@ -64,6 +64,8 @@ def hex_to_phash(text: str) -> int:
 
 def _tmp_path(path: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp creates 0600; published shards and indexes must be readable like any other file.
+    os.fchmod(fd, 0o644)
     os.close(fd)
     return Path(name)
 
