@@ -29,6 +29,9 @@ class TextChain:
         self.profile = profile
         self.seconds: Counter[str] = Counter()
         self.redactor = Redactor(Normalize(cfg), Convert(cfg), cfg)
+        # caption -> the sample's state after the chain: a repeated caption costs one lookup.
+        self._memo: dict[str, tuple] = {}
+        self.memo_hits = 0
 
     def rule(self, name: str):
         return next((r for r in self.rules if r.name == name), None)
@@ -52,13 +55,23 @@ class TextChain:
     def process(self, caption, reason: str | None = None, detail: str | None = None) -> Sample:
         """Run one caption. `reason` pre-set (e.g. by an image rule) skips the drop rules but
         still cleans and masks the text, since rejected rows are written too."""
-        s = Sample(caption, reason, detail)
-        if not isinstance(caption, str):
-            if s.reason is None:
-                s.drop(reasons.NO_CAPTION, "missing" if caption is None else f"not text: {type(caption).__name__}")
-            s.text = ""
+        memo = self._memo.get(caption) if reason is None and isinstance(caption, str) else None
+        if memo is not None:
+            self.memo_hits += 1
+            s = _restore(caption, memo)
         else:
-            self._run(s)
+            s = Sample(caption, reason, detail)
+            if not isinstance(caption, str):
+                if s.reason is None:
+                    s.drop(reasons.NO_CAPTION,
+                           "missing" if caption is None else f"not text: {type(caption).__name__}")
+                s.text = ""
+            else:
+                self._run(s)
+                if reason is None and self.cfg.memo_size > 0:
+                    if len(self._memo) >= self.cfg.memo_size:
+                        self._memo.clear()  # a new generation: cheaper than tracking recency
+                    self._memo[caption] = _snapshot(s)
         self.counts[s.reason or KEPT] += 1
         for mark in s.marks:
             self.counts[mark] += 1
@@ -77,6 +90,22 @@ class TextChain:
 
     def output_caption(self, s: Sample) -> str | None:
         return None if s.withheld or not isinstance(s.original, str) else s.text
+
+
+_STATE = ("text", "reason", "detail", "key", "han", "kana", "hangul", "latin_words", "withheld",
+          "unconverted")
+
+
+def _snapshot(s: Sample) -> tuple:
+    return tuple(getattr(s, f) for f in _STATE) + (tuple(s.marks), tuple(s.masked))
+
+
+def _restore(caption: str, memo: tuple) -> Sample:
+    s = Sample(caption)
+    for f, v in zip(_STATE, memo):
+        setattr(s, f, v)
+    s.marks, s.masked = list(memo[-2]), list(memo[-1])
+    return s
 
 
 def frequent_keys(samples: Iterable[Sample], max_occurrences: int) -> set[int]:

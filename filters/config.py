@@ -106,6 +106,10 @@ class TextRulesConfig:
     # never a name, even beside a title word ('摄影师白天拍摄'); rarer words may be names (黄洋).
     name_common_word_freq: int = 100
 
+    # Captions whose results one worker remembers: web captions repeat (boilerplate, stock titles)
+    # and a repeat then costs a lookup instead of the whole chain. 0 switches it off.
+    memo_size: int = 20_000
+
     def problems(self) -> list[str]:
         """What makes this configuration unusable (unknown rule, missing word list), in words."""
         from pathlib import Path

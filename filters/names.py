@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import ahocorasick
+
 from filters.config import TextRulesConfig
 from filters.jieba_runtime import dictionary, get_jieba
 from filters.text_utils import HAN_CLASS, HAN_RE
@@ -28,6 +30,7 @@ _PLACE_ENDINGS = frozenset("山湖江河岛桥寺塔城镇村县市区路街港�
 # Tokens allowed between a name and its title word ('摄影：赵丽颖', '图/陈晓东').
 _SKIP_TOKENS = frozenset({"/", ":", "：", " ", "　", "·", "|", "-", "丨"})
 _SEPARATORS = "[\\s:：/·|丨-]"
+_SEPARATOR_CHARS = frozenset(" \t\n\u3000:：/·|丨-")
 # jieba tags of function words: a given-name character standing alone with one of these tags
 # ('和', '才', '一') is taken for part of a name only beside a title; a surname character tagged as a
 # preposition or conjunction ('于', '向') does not start a name without one.
@@ -74,11 +77,16 @@ class NameTagger:
         self.common_freq = cfg.name_common_word_freq
         compound, single = _alternation(self.t.compound), re.escape("".join(sorted(self.t.single)))
         sur = f"(?:{compound}|[{single}])" if compound else f"[{single}]"
-        # One pass of the gate finds title words before a surname, and surnames before a Han
-        # character (where it looks closer).
+        # The gate scans surnames before a Han character with a plain character class (compound
+        # surnames by their first character), and title words with one Aho-Corasick pass.
+        heads = "".join(sorted(self.t.single | {c[0] for c in self.t.compound}))
+        self.head_re = re.compile(f"[{re.escape(heads)}](?=[{HAN_CLASS}])")
+        self.titles = ahocorasick.Automaton()
+        for w in self.t.before | self.t.after:
+            self.titles.add_word(w, (w in self.t.before, w in self.t.after, len(w)))
+        if len(self.titles):
+            self.titles.make_automaton()
         before = f"(?:{_alternation(self.t.before)}){_SEPARATORS}*" if self.t.before else ""
-        title = f"(?P<title>{before})(?={sur})|" if before else ""
-        self.scan_re = re.compile(f"{title}{sur}(?=[{HAN_CLASS}])")
         # Where a surname follows a title word, a word boundary is certain ('摄影师|刘军').
         self.title_cut_re = re.compile(f"{before}(?={sur})") if before else None
         # A title word right after a name's end (separators allowed), and what follows it.
@@ -88,6 +96,7 @@ class NameTagger:
         self.compound_re = re.compile(compound) if compound else None
         self.whitelist_max = max(map(len, self.t.whitelist), default=0)
         self.compound_lens = sorted({len(c) for c in self.t.compound}, reverse=True)
+        self.compound_heads = frozenset(c[:2] for c in self.t.compound)
         self._freq: dict | None = None
         self._tags: dict | None = None
         self.tagged = 0  # captions that went through the tagger
@@ -128,23 +137,40 @@ class NameTagger:
                     return True
         return False
 
+    def _surname_at(self, text: str, i: int) -> int:
+        """End of the surname starting at position i (compound first), or -1."""
+        if text[i:i + 2] in self.t.compound:
+            return i + 2
+        return i + 1 if text[i] in self.t.single else -1
+
     def may_hold_name(self, text: str) -> bool:
         """Cheap test: can this caption hold a person name at all? Says yes to every caption where
         a title word stands beside a surname, or a surname starts a name the dictionary knows or
         is followed by a given-name character outside a common word; no to most others."""
         self._dict()
+        after_title = False
+        if len(self.titles):
+            for end, (is_before, is_after, n) in self.titles.iter(text):
+                after_title |= is_after
+                if is_before:
+                    p = end + 1
+                    while p < len(text) and text[p] in _SEPARATOR_CHARS:
+                        p += 1
+                    if p < len(text) and self._surname_at(text, p) > 0:
+                        return True
         given = self.t.given
-        for m in self.scan_re.finditer(text):
-            if m.lastgroup == "title":
-                return True
-            i, j = m.span()
+        for m in self.head_re.finditer(text):
+            i = m.start()
+            j = self._surname_at(text, i)
+            if j < 0 or j >= len(text):
+                continue
             word = self._longest_word_at(text, i, j)
             if word:
                 if self._is_name_word(word):
                     return True
             elif text[j] in given and not self._inside_word(text, i):
                 return True
-            if self._title_after(text, j):
+            if after_title and self._title_after(text, j):
                 return True
         return False
 
@@ -223,8 +249,7 @@ class NameTagger:
         while k < len(words):
             w = words[k]
             m = None
-            if len(w) < self.compound_lens[0] and any(text[pos:pos + n] in self.t.compound
-                                                       for n in self.compound_lens):
+            if len(w) < self.compound_lens[0] and text[pos:pos + 2] in self.compound_heads:
                 m = self.compound_re.match(text, pos)
             if m and len(w) < len(m.group()):
                 end, r = pos + len(m.group()), k

@@ -73,6 +73,22 @@ def test_length_bounds_in_chars_and_words():
     assert chain.rule("length").segmented == 1  # only where the character bounds could not decide
 
 
+def test_length_dictionary_bound_decides_like_the_hmm_count():
+    """The dictionary-only word count bounds jieba's HMM count from above: deciding on it first
+    gives the verdicts of the HMM count itself."""
+    from filters.rules.length import Length
+    rule = Length(dataclasses.replace(TextRulesConfig(), max_words=12))
+    caps = ["王小明李小红张大伟赵小兰在北京天安门广场和故宫博物院门口合影留念然后去吃烤鸭",
+            "最大的耳朵夺得节目,狂热的指数升温力学,平安的太监搜索股份,完美的人数表现理论",
+            "欧阳娜娜司马伟秀英诸葛明轩上官婉儿公孙胜慕容复令狐冲独孤求败东方不败西门吹雪",
+            "春眠不觉晓处处闻啼鸟夜来风雨声花落知多少", "一只可爱的小猫在阳光下睡觉"]
+    for c in caps:
+        hmm, plain = rule.chinese_words(c), rule.chinese_words(c, hmm=False)
+        assert hmm <= plain
+        s, _ = run([c], max_words=12)
+        assert (s[0].reason == reasons.TOO_LONG) == (hmm > 12), c
+
+
 def test_frequency_is_counted_over_the_whole_list():
     caps = ["海边的日落"] * 4 + ["海边 的 日落！"] + ["山里的日出"] * 3
     s, chain = run(caps, max_occurrences=4)
