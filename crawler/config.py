@@ -68,8 +68,10 @@ class DownloadConfig:
     max_image_pixels: int = 89_478_485
     # Ray tasks in parallel (0: one per CPU Ray sees).
     processes: int = 0
-    # Threads per task decoding and encoding images (Pillow releases the GIL while it works);
-    # 0 decodes on the event loop's own thread.
+    # Bodies up to this size are decoded on the event loop's thread (a few ms each); larger ones on
+    # `decode_threads` threads (Pillow releases the GIL) so they never stall the sockets. 0: all threaded.
+    inline_decode_max_bytes: int = 512 * 1024
+    # Threads per task for large bodies (0: everything on the event loop's thread).
     decode_threads: int = 2
     # Images hashed together in one batched DCT.
     phash_batch: int = 64

@@ -1,8 +1,9 @@
 """One partition of a URL list in, one raw shard out: `{shard}.tar`, `{shard}_stats.json`, `{shard}.parquet`.
 
 Inside a partition, `concurrency` coroutines share one aiohttp session and pull rows from the
-partition's reader; each fetched body is decoded, checked and re-encoded on a small thread pool
-(Pillow releases the GIL there, so the event loop keeps serving sockets). Successful samples are
+partition's reader; each fetched body is decoded, checked and re-encoded on the event loop's thread
+when small (a few ms, cheaper than a thread hand-off and the GIL contention it brings) and on a
+small thread pool when large (Pillow releases the GIL there, so the loop keeps serving sockets). Successful samples are
 hashed in batches (one DCT call for many images) and appended to the tar as they complete.
 
 Every input row ends as exactly one index row, success or failure, whatever happens to its URL: the
@@ -195,9 +196,11 @@ async def _run_partition(part: Partition, rows: Iterator[Row], writer: _ShardWri
                         return None, res.error, res.message
                     traffic["bytes"] += len(res.body)
                     rec["bytes"] = len(res.body)
-                    if cfg.decode_threads > 0:
+                    if cfg.decode_threads > 0 and len(res.body) > cfg.inline_decode_max_bytes:
                         done = await loop.run_in_executor(pool, _process_body, processor, res.body)
                     else:
+                        # A typical image takes a few ms: cheaper here than a hand-off to a thread and
+                        # the GIL contention that follows; only large bodies would stall the sockets.
                         done = _process_body(processor, res.body)
                     rec["sha256"] = done.sha256
                     return done.image, done.error, done.message

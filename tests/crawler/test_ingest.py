@@ -112,7 +112,7 @@ def test_one_partition_to_one_shard(tmp_path, server):
 
 def test_failing_progress_reports_cost_no_sample(tmp_path, server):
     expected = corpus.write_wukong_csv(tmp_path / "w.csv", server, rows=40, bad_every=4, tag="&p=1")
-    cfg = _dl(progress_interval=0.0)
+    cfg = _dl(progress_interval=0.0, inline_decode_max_bytes=0)  # every body through the thread pool
     part, = plan_partitions([scan_file(tmp_path / "w.csv", cfg)], cfg.rows_per_shard)
 
     def broken(done: int, ok: int) -> None:
