@@ -38,12 +38,15 @@ class DownloadConfig:
     max_header_bytes: int = 16_384
     # Bodies larger than this are cut off while streaming.
     max_bytes: int = 20 * 1024 * 1024
+    # User-Agent header; {contact} is replaced by contact_url, so site owners can reach us.
     user_agent: str = "wukong-pipeline/0.1 (+{contact})"
     contact_url: str = "https://github.com/wukong-pipeline/wukong-pipeline"
     # Honour robots.txt (RFC 9309; fetched once per origin and partition, matched on our agent token).
     respect_robots_txt: bool = True
-    # An unreachable robots.txt (5xx, network error) means "disallow all" per RFC 9309 unless true.
+    # A robots.txt answered with 5xx means "disallow all" per RFC 9309 unless true. (No answer at all
+    # is the requesting URL's own, retried error.)
     robots_unreachable_allows: bool = False
+    # robots.txt bodies are cut off at this size (RFC 9309 asks crawlers to read at least 500 KiB).
     robots_max_bytes: int = 500 * 1024
     # X-Robots-Tag values that opt an image out (as img2dataset).
     disallowed_robots_tags: list[str] = field(default_factory=lambda: ["noai", "noimageai", "noindex"])
@@ -51,7 +54,7 @@ class DownloadConfig:
     allow_private: bool = False
     # Specific private targets allowed: host, IP or CIDR, optionally with :port.
     allowed_addresses: list[str] = field(default_factory=list)
-    # Output image: size, resize mode (no, keep_ratio, center_crop, border) and JPEG quality.
+    # Output image: size, resize mode (no, keep_ratio, keep_ratio_largest, center_crop, border), JPEG quality.
     image_size: int = 224
     resize_mode: str = "border"
     jpeg_quality: int = 95
