@@ -83,7 +83,7 @@ class NameTagger:
         self.head_re = re.compile(f"[{re.escape(heads)}](?=[{HAN_CLASS}])")
         self.titles = ahocorasick.Automaton()
         for w in self.t.before | self.t.after:
-            self.titles.add_word(w, (w in self.t.before, w in self.t.after, len(w)))
+            self.titles.add_word(w, (w in self.t.before, w in self.t.after))
         if len(self.titles):
             self.titles.make_automaton()
         before = f"(?:{_alternation(self.t.before)}){_SEPARATORS}*" if self.t.before else ""
@@ -132,6 +132,8 @@ class NameTagger:
         for p in range(j + 1, end + 1):
             if not HAN_RE.match(text[p - 1]):
                 return False
+            while p < len(text) and text[p] in _SEPARATOR_CHARS:
+                p += 1
             for n in self.after_lens:
                 if text[p:p + n] in after:
                     return True
@@ -139,8 +141,10 @@ class NameTagger:
 
     def _surname_at(self, text: str, i: int) -> int:
         """End of the surname starting at position i (compound first), or -1."""
-        if text[i:i + 2] in self.t.compound:
-            return i + 2
+        if text[i:i + 2] in self.compound_heads:
+            for n in self.compound_lens:
+                if i + n <= len(text) and text[i:i + n] in self.t.compound:
+                    return i + n
         return i + 1 if text[i] in self.t.single else -1
 
     def may_hold_name(self, text: str) -> bool:
@@ -150,7 +154,7 @@ class NameTagger:
         self._dict()
         after_title = False
         if len(self.titles):
-            for end, (is_before, is_after, n) in self.titles.iter(text):
+            for end, (is_before, is_after) in self.titles.iter(text):
                 after_title |= is_after
                 if is_before:
                     p = end + 1
@@ -168,6 +172,8 @@ class NameTagger:
             if word:
                 if self._is_name_word(word):
                     return True
+            elif j - i > 1 and self._is_name_word(self._longest_word_at(text, j, j)):
+                return True  # a compound surname, then a given name the dictionary knows
             elif text[j] in given and not self._inside_word(text, i):
                 return True
             if after_title and self._title_after(text, j):
@@ -178,8 +184,10 @@ class NameTagger:
 
     def _surname_len(self, w: str) -> int:
         """Length of the surname `w` starts with (compound first: '欧阳娜' is 欧阳 + 娜)."""
-        if w[:2] in self.t.compound:
-            return 2
+        if w[:2] in self.compound_heads:
+            for n in self.compound_lens:
+                if len(w) >= n and w[:n] in self.t.compound:
+                    return n
         return 1 if w[:1] in self.t.single else 0
 
     def _given_only(self, w: str) -> bool:
@@ -317,7 +325,11 @@ class NameTagger:
             if 1 <= given <= self.max_given_titled:
                 ends.append((m, given))
             m += 1
-            if m >= len(words) or not self._given_only(words[m]) or words[m] in self.t.whitelist:
+            if m >= len(words) or words[m] in self.t.whitelist:
+                break
+            # A given name the dictionary knows after a surname alone ('爱新觉罗' + '溥仪').
+            if not (self._given_only(words[m]) or m == k + 1 and given == 0
+                    and self._is_name_word(words[m])):
                 break
             # A full given name does not run on into a common word ('王小明' + '明天').
             if given >= self.max_given and len(words[m]) > 1 and self._is_common_word(words[m]):
