@@ -33,7 +33,7 @@ PEER_REQS = ["torch==2.14.1 torchvision==0.29.1", "open_clip_torch[training]==3.
 # so open_clip's own tokenizer ids fit.
 TINY = {"embed_dim": 128,
         "vision_cfg": {"image_size": 64, "patch_size": 16, "width": 128, "layers": 4, "head_width": 32},
-        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 4}}
+        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2}}
 OUR_SETS = ["train.conv_stem=false", "train.vocab_size=49408", "train.lr=0.0005", "train.warmup_steps=10",
             "train.log_every=5", "train.checkpoint_every=100000", "train.shuffle_buffer=1000"]
 ENV = dict(os.environ, RAY_AUTH_MODE="disabled", OMP_WAIT_POLICY="PASSIVE", PYTHONUNBUFFERED="1",
