@@ -149,3 +149,13 @@ def test_unusable_input_is_a_one_line_error(args, message, small_shards, tmp_pat
     assert main(base + args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_bf16_autocast_path_runs_on_cpu(small_shards, tmp_path, capsys):
+    """The GPU default (bf16 autocast, grad checkpointing, accumulation) exercised on the CPU."""
+    rc, summary = pretrain(capsys, small_shards, tmp_path, "--steps", "2", "--head", "tokenwise",
+                           "--set", "train.precision=bf16", "--set", "train.grad_checkpointing=true",
+                           "--set", "train.accum_steps=2")
+    assert rc == 0 and summary["precision"] == "bf16"
+    assert summary["steps"] == 2 and summary["samples_seen"] == 32   # 2 steps x 2 micro-batches x 8
+    assert summary["counters"].get("nonfinite_steps", 0) == 0 and summary["loss_last"] > 0
