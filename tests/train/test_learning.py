@@ -20,7 +20,7 @@ from pipelines.train_job import run_eval_zeroshot
 REPO = Path(__file__).resolve().parents[2]
 # Step budget and time budget together: the run ends at whichever comes first, so a busy machine
 # gives fewer steps, never a test that runs for ever.
-GLOBAL_STEPS, GLOBAL_SECONDS = 800, 420
+GLOBAL_STEPS, GLOBAL_SECONDS = 600, 360
 TOKEN_STEPS, TOKEN_SECONDS = 150, 120
 
 
