@@ -16,8 +16,8 @@ from pipelines.config import RayConfig
 log = logging.getLogger(__name__)
 
 HEAD_ADDRESS_FILE = "head_address"
-# Unix socket paths under the temp dir must stay under the kernel's 107-byte limit.
-_MAX_TEMP_DIR_LEN = 60
+# Unix socket paths (temp dir + ~62 bytes of session and socket names) must fit in 107 bytes.
+_MAX_TEMP_DIR_LEN = 45
 
 
 def _stage_packages() -> list:
