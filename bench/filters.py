@@ -78,29 +78,35 @@ def build_corpus(n: int, seed: int = 0) -> list[str]:
     return [rng.choices(makers, weights)[0]() for _ in range(n)]
 
 
-def throughput(captions: list[str], cfg: TextRulesConfig, profile: bool = False):
+def throughput(captions: list[str], cfg: TextRulesConfig, profile: bool = False, repeats: int = 1):
     # Warm-up: load jieba, OpenCC, fastText and the automata outside the timed run.
     filter_captions(captions[:200], cfg)
-    t0 = time.process_time()
-    samples, chain = filter_captions(captions, cfg, profile=profile)
-    seconds = time.process_time() - t0
-    return len(captions) / seconds, samples, chain
+    best = None
+    # Best of `repeats`: the first pass over a large list also pays the process's memory growth,
+    # and a shared machine adds noise; every configuration gets the same number of passes.
+    for _ in range(repeats):
+        t0 = time.process_time()
+        samples, chain = filter_captions(captions, cfg, profile=profile)
+        seconds = time.process_time() - t0
+        best = seconds if best is None else min(best, seconds)
+    return len(captions) / best, samples, chain
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--captions", type=int, default=100_000)
     ap.add_argument("--naive", type=int, default=10_000, help="captions for the posseg-everywhere peer")
+    ap.add_argument("--repeats", type=int, default=2, help="timed passes per configuration (best counts)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     captions = build_corpus(args.captions)
     cfg = TextRulesConfig()
-    full, samples, chain = throughput(captions, cfg)
+    full, samples, chain = throughput(captions, cfg, repeats=args.repeats)
     tagged = chain.rule("privacy").names.tagged / len(captions)
-    repeats = chain.memo_hits / len(captions)
-    no_names, _, _ = throughput(captions, dataclasses.replace(cfg, mask_names=False))
-    no_memo, _, _ = throughput(captions, dataclasses.replace(cfg, memo_size=0))
+    memo_share = chain.memo_hits / len(captions)
+    no_names, _, _ = throughput(captions, dataclasses.replace(cfg, mask_names=False), repeats=args.repeats)
+    no_memo, _, _ = throughput(captions, dataclasses.replace(cfg, memo_size=0), repeats=args.repeats)
     _, _, prof = throughput(captions, cfg, profile=True)
     # The naive peer: jieba posseg on every caption, then the same chain without the name gate.
     import jieba.posseg
@@ -117,7 +123,7 @@ def main() -> int:
         "captions": len(captions), "kept_share": round(kept, 3), "tagged_share": round(tagged, 3),
         "full_chain_captions_per_s_per_core": round(full),
         "chain_without_names_captions_per_s_per_core": round(no_names),
-        "full_chain_without_memo_captions_per_s_per_core": round(no_memo), "memo_hit_share": round(repeats, 3),
+        "full_chain_without_memo_captions_per_s_per_core": round(no_memo), "memo_hit_share": round(memo_share, 3),
         "naive_posseg_every_caption_captions_per_s_per_core": round(naive),
         "ratio_full_vs_without_names": round(full / no_names, 3),
         "ratio_full_vs_naive_posseg": round(full / naive, 2),
@@ -127,7 +133,7 @@ def main() -> int:
     print(f"filters: {len(captions)} captions, 1 core (CPU time)")
     print(f"  full chain            {full:10.0f} captions/s  (name tagger ran on {tagged:.1%})")
     print(f"  without name masking  {no_names:10.0f} captions/s  ratio full/without {full / no_names:.2f}")
-    print(f"  full, no repeat memo  {no_memo:10.0f} captions/s  (repeats served from the memo: {repeats:.1%})")
+    print(f"  full, no repeat memo  {no_memo:10.0f} captions/s  (repeats served from the memo: {memo_share:.1%})")
     print(f"  peer: posseg on all   {naive:10.0f} captions/s  ratio full/peer {full / naive:.2f}")
     print(f"  target 20000/s/core: {'met' if full >= 20_000 else 'NOT met'}")
     print("  share of time per rule: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))
