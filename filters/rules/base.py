@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from filters.sample import Sample
 
 
-class TextRule:
+class TextRule(ABC):
     """One rule with one job. `reasons` lists the drop codes it may set.
 
     `always` rules (cleaning and masking) also run on rows an earlier rule dropped, so a rejected
@@ -16,5 +18,6 @@ class TextRule:
     reasons: tuple[str, ...] = ()
     always: bool = False
 
-    def __call__(self, s: Sample) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def __call__(self, s: Sample) -> None:
+        """Drop `s` (s.drop(reason)) or rewrite `s.text`; record transformations in `s.marks`."""
