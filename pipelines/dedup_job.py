@@ -23,22 +23,12 @@ from dedup.tables import choose_plan, make_tables
 from pipelines.config import WukongConfig
 from pipelines.ray_runtime import init_ray
 from shards.format import STATUS_SUCCESS, write_json_atomic, write_parquet_atomic
+from shards.sources import raw_shard_indexes
 
 log = logging.getLogger(__name__)
 
 INDEX_COLUMNS = ["key", "url", "caption", "status", "sha256", "phash", "width", "height",
                  "original_width", "original_height"]
-
-
-def raw_index_files(raw_dirs: list[str | Path]) -> list[Path]:
-    """The parquet index of every raw shard, in input order then name order."""
-    files: list[Path] = []
-    for d in raw_dirs:
-        d = Path(d)
-        if not d.is_dir():
-            raise FileNotFoundError(f"raw shard directory not found: {d}")
-        files.extend(sorted(p for p in d.glob("*.parquet") if p.stem.isdigit()))
-    return files
 
 
 def read_index(path: str, drop_params: list[str]) -> tuple[pd.DataFrame | None, str | None]:
@@ -65,7 +55,7 @@ def read_index(path: str, drop_params: list[str]) -> tuple[pd.DataFrame | None, 
 def load_samples(raw_dirs, cfg: DedupConfig, kept: str | Path | None) -> tuple[pd.DataFrame, dict]:
     import ray
 
-    files = raw_index_files(raw_dirs)
+    files = raw_shard_indexes(raw_dirs)
     task = ray.remote(read_index)
     results = ray.get([task.remote(str(f), list(cfg.url_drop_params)) for f in files])
     errors = {str(f): err for f, (_, err) in zip(files, results) if err}

@@ -20,6 +20,7 @@ INDEX_COLUMNS = ["key", "url", "caption", "status", "error", "width", "height", 
 
 
 def raw_shard_indexes(raw_dirs) -> list[Path]:
+    """The parquet index of every raw shard, in input order then name order."""
     files: list[Path] = []
     for d in raw_dirs:
         d = Path(d)
