@@ -174,7 +174,8 @@ def _stage_funnel(stats: dict) -> dict:
 
     dd = stats.get("dedup", {})
     return {
-        "discover": {"in": counts.get("article_pages", 0) + counts.get("search_pages", 0),
+        # Discovery turns pages into candidate pairs: "in" counts pages, "kept" candidates.
+        "discover (pages -> pairs)": {"in": counts.get("article_pages", 0) + counts.get("search_pages", 0),
                      "kept": disc.get("candidates"),
                      "dropped": {k: v for k, v in counts.items()
                                  if k.startswith(("pages_", "images_skipped")) and v}},

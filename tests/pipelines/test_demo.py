@@ -39,7 +39,7 @@ def test_demo_end_to_end_and_resume(tmp_path):
     for cat in ("robots_disallowed", "opted_out", "sensitive", "english", "not_image", "corrupt"):
         if cat in by_cat:
             assert all(k.startswith("drop") for k in by_cat[cat]["outcomes"]), by_cat[cat]
-    assert set(report["funnel"]) >= {"discover", "download", "filter", "dedup", "shards"}
+    assert set(report["funnel"]) >= {"discover (pages -> pairs)", "download", "filter", "dedup", "shards"}
     for task in ("zeroshot_shape", "zeroshot_colour", "retrieval_val"):
         assert task in report["eval"]
 
