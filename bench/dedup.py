@@ -35,6 +35,7 @@ from dedup.near import sorted_unique, unique_with_inverse  # noqa: E402
 from pipelines.config import RayConfig  # noqa: E402
 from pipelines.dedup_job import ray_near_finder  # noqa: E402
 from pipelines.ray_runtime import init_ray, shutdown_ray  # noqa: E402
+from bench.proctree import process_tree  # noqa: E402
 
 CLUSTER_EVERY = 200      # one planted cluster root per this many samples
 MAX_MEMBERS = 4          # members per planted cluster: 1..4
@@ -49,23 +50,7 @@ class PeakPss:
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
-    @staticmethod
-    def _tree(root: int) -> list[int]:
-        children: dict[int, list[int]] = {}
-        for p in os.listdir("/proc"):
-            if p.isdigit():
-                try:
-                    with open(f"/proc/{p}/stat") as fh:
-                        ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-                    children.setdefault(ppid, []).append(int(p))
-                except (OSError, IndexError, ValueError):
-                    pass
-        out, todo = [], [root]
-        while todo:
-            pid = todo.pop()
-            out.append(pid)
-            todo.extend(children.get(pid, []))
-        return out
+    _tree = staticmethod(process_tree)
 
     @staticmethod
     def _pss(pid: int) -> int:

@@ -39,6 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+from bench.proctree import process_tree  # noqa: E402
+
 OUT = ROOT / "bench" / "out" / "ingest"
 PEER_VENV = ROOT / "bench" / ".peers" / "img2dataset"
 PEER_SPEC = "img2dataset==1.47.0"
@@ -149,22 +151,7 @@ def static_app(argv):
 
 # -- measuring a command -------------------------------------------------------------------------------
 
-def _tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(p))
-            except (OSError, ValueError, IndexError):
-                continue
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += children.get(pid, [])
-    return out
+_tree = process_tree
 
 
 def _cpu_s(pid: int) -> tuple[str, float] | None:
