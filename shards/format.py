@@ -177,18 +177,24 @@ def sample_members(image_jpeg: bytes, caption: str, meta: dict) -> dict[str, byt
     }
 
 
+def split_member_name(name: str) -> tuple[str, str] | None:
+    """`dir/KEY.ext.more` -> (KEY, ext.more), the WebDataset rule (the key ends at the first dot of
+    the base name); None for a member that belongs to no sample."""
+    base = name.rsplit("/", 1)[-1]
+    key, dot, ext = base.partition(".")
+    return (key, ext) if dot and key else None
+
+
 def iter_tar_samples(path: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Yield (key, {ext: bytes}) for each sample of a tar, members grouped by key in tar order."""
     key: str | None = None
     members: dict[str, bytes] = {}
     with tarfile.open(path, mode="r:") as tar:
         for info in tar:
-            if not info.isfile():
+            parts = split_member_name(info.name) if info.isfile() else None
+            if parts is None:
                 continue
-            base = info.name.rsplit("/", 1)[-1]
-            if "." not in base:
-                continue
-            k, ext = base.split(".", 1)
+            k, ext = parts
             if key is not None and k != key:
                 yield key, members
                 members = {}

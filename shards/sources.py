@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards.format import IMAGE_EXT, META_EXT, STATUS_SUCCESS
+from shards.format import IMAGE_EXT, META_EXT, STATUS_SUCCESS, split_member_name
 
 INDEX_COLUMNS = ["key", "url", "caption", "status", "error", "width", "height", "original_width",
                  "original_height", "phash", "sha256"]
@@ -54,12 +54,10 @@ def member_offsets(tar_path: str) -> tuple[dict[str, dict[str, tuple[int, int]]]
     try:
         with tarfile.open(tar_path, mode="r:") as tar:
             for info in tar:
-                if not info.isfile():
+                parts = split_member_name(info.name) if info.isfile() else None
+                if parts is None:
                     continue
-                base = info.name.rsplit("/", 1)[-1]
-                if "." not in base:
-                    continue
-                key, ext = base.split(".", 1)
+                key, ext = parts
                 out.setdefault(key, {})[ext] = (info.offset_data, info.size)
     except (OSError, tarfile.TarError) as exc:
         return out, f"{type(exc).__name__}: {exc}".splitlines()[0]

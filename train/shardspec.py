@@ -15,6 +15,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from webdataset.shardlists import expand_urls
 
+from shards.format import split_member_name
+
 SIZES_FILE = "sizes.json"
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
@@ -87,10 +89,9 @@ def _count_from_tar(tar: Path) -> int:
     try:
         with tarfile.open(tar, mode="r:") as tf:
             for info in tf:
-                base = info.name.rsplit("/", 1)[-1]
-                key, _, ext = base.partition(".")
-                if info.isfile() and ext.lower() in IMAGE_EXTS:
-                    keys.add(key)
+                parts = split_member_name(info.name) if info.isfile() else None
+                if parts and parts[1].lower() in IMAGE_EXTS:
+                    keys.add(parts[0])
     except (tarfile.TarError, OSError):
         pass  # a truncated tar counts the samples before the damage
     return len(keys)
