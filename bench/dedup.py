@@ -19,23 +19,26 @@ import json
 import math
 import os
 import sys
-import threading
+import statistics
+import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from dedup.clusters import component_roots  # noqa: E402
 from dedup.config import DedupConfig  # noqa: E402
 from dedup.tables import choose_plan  # noqa: E402
-from dedup.near import sorted_unique, unique_with_inverse  # noqa: E402
+from dedup.decisions import search_near  # noqa: E402
+from dedup.near import sorted_unique  # noqa: E402
 from pipelines.config import RayConfig  # noqa: E402
 from pipelines.dedup_job import ray_near_finder  # noqa: E402
 from pipelines.ray_runtime import init_ray, shutdown_ray  # noqa: E402
-from bench.proctree import process_tree  # noqa: E402
+from bench.proctree import process_tree, tree_pss  # noqa: E402
 
 CLUSTER_EVERY = 200      # one planted cluster root per this many samples
 MAX_MEMBERS = 4          # members per planted cluster: 1..4
@@ -43,31 +46,20 @@ HOT_EVERY = 1000         # one sample in this many is the same blank-image hash
 
 
 class PeakPss:
-    """Peak total PSS (proportional set size) of this process tree, sampled every 0.2 s."""
+    """Peak total PSS of this process tree, sampled by a separate process every `interval` s.
 
-    def __init__(self):
+    Reading smaps_rollup costs tens of ms per large process, so the sampler runs outside this
+    process (no GIL contention), slowly, and is left out of the CPU and memory it reports."""
+
+    def __init__(self, interval: float = 1.0):
+        self.interval = interval
         self.peak = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
+        self._proc: subprocess.Popen | None = None
 
-    _tree = staticmethod(process_tree)
-
-    @staticmethod
-    def _pss(pid: int) -> int:
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as fh:
-                for line in fh:
-                    if line.startswith("Pss:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
-
-    @classmethod
-    def cpu_seconds(cls) -> float:
+    def cpu_seconds(self) -> float:
         """User + system CPU time of this process tree (Ray workers persist between runs)."""
         total = 0
-        for pid in cls._tree(os.getpid()):
+        for pid in process_tree(os.getpid(), self._exclude()):
             try:
                 with open(f"/proc/{pid}/stat") as fh:
                     f = fh.read().rsplit(")", 1)[1].split()
@@ -76,22 +68,22 @@ class PeakPss:
                 pass
         return total / os.sysconf("SC_CLK_TCK")
 
-    def now(self) -> int:
-        return sum(self._pss(p) for p in self._tree(os.getpid()))
+    def _exclude(self) -> frozenset[int]:
+        return frozenset({self._proc.pid}) if self._proc else frozenset()
 
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.now())
-            self._stop.wait(0.2)
+    def now(self) -> int:
+        return tree_pss(os.getpid(), self._exclude())
 
     def __enter__(self):
         self.peak = self.now()
-        self._t.start()
+        self._proc = subprocess.Popen([sys.executable, "-m", "bench.proctree", str(os.getpid()), str(self.interval)],
+                                      cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         return self
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
+        out, _ = self._proc.communicate("")
+        self.peak = max(self.peak, int(out.strip() or 0), self.now())
+        self._proc = None
 
 
 def synthesize(n: int, radius: int, seed: int):
@@ -115,16 +107,15 @@ def synthesize(n: int, radius: int, seed: int):
 
 
 def run_ours(h: np.ndarray, cfg: DedupConfig):
+    """The stage's own path: identical hashes collapsed, the table search on Ray (numbering every
+    sample's hash meanwhile), union-find, a cluster label per sample."""
     t0 = time.perf_counter()
-    unique, node = unique_with_inverse(h)  # identical hashes collapsed; node of every sample
-    t_unique = time.perf_counter() - t0
-    lo, hi, stats = ray_near_finder(unique, cfg)
-    t_tables = time.perf_counter() - t0 - t_unique
+    lo, hi, stats, unique, node = search_near(h, cfg, ray_near_finder)
+    t_search = time.perf_counter() - t0
     roots = component_roots(unique.size, lo, hi)
     label = roots[node]  # cluster of every sample
     total = time.perf_counter() - t0
-    stats.update(t_unique=round(t_unique, 2), t_tables=round(t_tables, 2),
-                 t_clusters_and_labels=round(total - t_unique - t_tables, 2))
+    stats.update(t_search=round(t_search, 2), t_clusters_and_labels=round(total - t_search, 2))
     return total, unique, lo, hi, label, node, stats
 
 
@@ -162,6 +153,8 @@ def main() -> int:
     ap.add_argument("--blocks", type=int, default=-1, help="-1: the auto choice for the largest size; 0: auto per size")
     ap.add_argument("--reference-size", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=3, help="runs per size at most (median reported)")
+    ap.add_argument("--repeat-budget-s", type=float, default=30.0, help="no further repeat once a size has run this long")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     biggest = max(args.sizes + [args.reference_size])
@@ -192,21 +185,30 @@ def main() -> int:
 
     for n in sorted(args.sizes):
         h, roots, members = synthesize(n, args.radius, args.seed)
-        with PeakPss() as mem:
-            base = mem.peak
-            cpu0 = mem.cpu_seconds()
-            t, unique, lo, hi, label, node, stats = run_ours(h, cfg)
-            cpu = mem.cpu_seconds() - cpu0
+        # Small sizes run a few times and report the median: a 1M run lasts under a second, so
+        # one scheduling hiccup would otherwise move the growth figure by several percent.
+        times, cpus, started = [], [], time.perf_counter()
+        while not times or (len(times) < args.repeats and time.perf_counter() - started < args.repeat_budget_s):
+            with PeakPss() as mem:
+                base = mem.peak
+                cpu0 = mem.cpu_seconds()
+                t, unique, lo, hi, label, node, stats = run_ours(h, cfg)
+                cpu = mem.cpu_seconds() - cpu0
+            times.append(t)
+            cpus.append(cpu)
+        t, cpu = statistics.median(times), statistics.median(cpus)
         recall, precision, within = quality(h, roots, members, unique, lo, hi, label, node, args.radius)
-        run = {**stats, "n": n, "seconds": round(t, 2), "cpu_seconds": round(cpu, 1), "peak_gib": round(mem.peak / 2**30, 2),
+        run = {**stats, "tables_seconds": stats.get("seconds"), "n": n, "seconds": round(t, 2),
+               "runs_seconds": [round(x, 2) for x in times], "cpu_seconds": round(cpu, 1),
+               "peak_gib": round(mem.peak / 2**30, 2),
                "peak_gib_over_input": round((mem.peak - base) / 2**30, 2), "recall": recall,
                "precision": round(precision, 6), "all_within_radius": within, "planted_pairs": int(members.size),
                "distinct_hashes": int(unique.size)}
         results["runs"].append(run)
-        print(f"n={n:>11,}: {t:7.1f} s ({cpu:.0f} CPU-s)  peak {run['peak_gib']:5.2f} GiB  recall {recall:.4f}  "
-              f"precision {precision:.6f}  tables {stats['tables']} (blocks {stats['blocks']}, key >= "
+        print(f"n={n:>11,}: {t:7.1f} s (median of {len(times)}; {cpu:.0f} CPU-s)  peak {run['peak_gib']:5.2f} GiB  "
+              f"recall {recall:.4f}  precision {precision:.6f}  tables {stats['tables']} (blocks {stats['blocks']}, key >= "
               f"{stats['min_key_bits']} bits)  candidates {stats['candidates']:,}  pairs {stats['pairs']:,}  "
-              f"hot buckets {stats['hot_buckets']}  [unique {stats['t_unique']} s, tables {stats['t_tables']} s, "
+              f"hot buckets {stats['hot_buckets']}  [search {stats['t_search']} s (tables {stats['seconds']} s), "
               f"clusters {stats['t_clusters_and_labels']} s]", flush=True)
         del h, unique, lo, hi, label, node
     runs = results["runs"]

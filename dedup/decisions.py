@@ -13,6 +13,7 @@ else `near_phash` (same or near pHash, directly or through other members).
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ import pandas as pd
 from dedup.clusters import component_roots, group_edges
 from dedup.config import DedupConfig
 from dedup.exact import group_codes, normalize_url, pair_codes
-from dedup.near import near_pairs, unique_with_inverse
+from dedup.near import inverse_index, near_pairs, sorted_unique
 from dedup.tables import choose_plan, make_tables
 
 REASONS = ("unique", "survivor", "exact_url", "exact_sha256", "exact_pair", "near_phash")
@@ -36,6 +37,20 @@ def local_near_finder(unique: np.ndarray, cfg: DedupConfig) -> tuple[np.ndarray,
     lo, hi, stats = near_pairs(unique, make_tables(plan.blocks, cfg.radius), cfg.radius, cfg.hot_bucket_window)
     stats.update(blocks=plan.blocks, min_key_bits=plan.min_key_bits)
     return lo, hi, stats
+
+
+def search_near(hashes: np.ndarray, cfg: DedupConfig, finder: NearFinder = local_near_finder):
+    """(near node pairs lo, hi, search stats, sorted distinct hashes, node of every hash).
+
+    The search needs only the distinct hashes; numbering every sample's hash (a pass as long as a
+    sort at 100M) overlaps with it on this thread while the finder runs (in Ray workers, or in
+    numpy calls that release the GIL)."""
+    unique = sorted_unique(hashes)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="near-search") as pool:
+        search = pool.submit(finder, unique, cfg)
+        inverse = inverse_index(hashes, unique)
+        lo, hi, stats = search.result()
+    return lo, hi, stats, unique, inverse
 
 
 def _pixels(df: pd.DataFrame) -> np.ndarray:
@@ -69,11 +84,10 @@ def decide(df: pd.DataFrame, cfg: DedupConfig, finder: NearFinder = local_near_f
     # pHash: identical hashes are one node; near pairs join nodes.
     has_hash = df["phash"].notna().to_numpy()
     hashes = df["phash"].to_numpy(dtype=np.uint64, na_value=0)
-    unique, inverse = unique_with_inverse(hashes[has_hash])
+    lo, hi, near_stats, unique, inverse = search_near(hashes[has_hash], cfg, finder)
     node = np.full(n, -1, dtype=np.int64)
     node[has_hash] = inverse
     add(group_edges(node))
-    lo, hi, near_stats = finder(unique, cfg)
     if lo.size:
         # A representative row per node: the first row holding that hash.
         rep = np.full(unique.size, -1, dtype=np.int64)

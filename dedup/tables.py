@@ -10,6 +10,7 @@ permuted values directly. Blocks are numbered from the most significant bit.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -31,8 +32,16 @@ class Table:
 
     key_blocks: tuple[int, ...]
     key_bits: int
+    # Blocks in permuted order (key blocks first), and every block's width by block number.
+    order: tuple[int, ...]
+    sizes: tuple[int, ...]
     # (source shift, width, destination shift) runs: dest |= ((h >> src) & mask(width)) << dst.
     moves: tuple[tuple[int, int, int], ...]
+
+    @property
+    def block_bits(self) -> tuple[int, ...]:
+        """Widths of the blocks in permuted order."""
+        return tuple(self.sizes[b] for b in self.order)
 
     def permute(self, h: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return _apply(h, self.moves, out)
@@ -40,9 +49,13 @@ class Table:
     def unpermute(self, p: np.ndarray) -> np.ndarray:
         return _apply(p, tuple((dst, w, src) for src, w, dst in self.moves), None)
 
+    def permute_from(self, p: np.ndarray, other: "Table") -> np.ndarray:
+        """Values in `other`'s permuted layout moved straight to this table's layout."""
+        return _apply(p, _moves(self.order, self.sizes, other.order), None)
+
 
 # Elements per chunk of the bit moves: small enough that a chunk and its temporary stay in the
-# CPU cache across the moves (one pass over memory instead of four per move).
+# CPU cache across the moves (one pass over memory instead of three per move).
 CHUNK = 1 << 16
 
 
@@ -51,28 +64,36 @@ def _apply(h: np.ndarray, moves, out: np.ndarray | None) -> np.ndarray:
     if out is None:
         out = np.empty(h.shape, dtype=np.uint64)
     tmp = np.empty(min(CHUNK, h.size), dtype=np.uint64)
-    masks = [np.uint64((1 << w) - 1) if w < HASH_BITS else np.uint64(0xFFFFFFFFFFFFFFFF) for _, w, _ in moves]
+    # Each move: mask the run in place, then shift it by the distance to its destination.
+    steps = []
+    for src, w, dst in moves:
+        mask = ((1 << w) - 1) << src
+        steps.append((np.uint64(mask), np.uint64(abs(dst - src)), dst >= src))
     for start in range(0, h.size, CHUNK):
         src_c = h[start:start + CHUNK]
         dst_c = out[start:start + CHUNK]
         t = tmp[:src_c.size]
-        dst_c[...] = 0
-        for (src, _, dst), mask in zip(moves, masks):
-            np.right_shift(src_c, np.uint64(src), out=t)
-            np.bitwise_and(t, mask, out=t)
-            np.left_shift(t, np.uint64(dst), out=t)
-            np.bitwise_or(dst_c, t, out=dst_c)
+        for i, (mask, dist, left) in enumerate(steps):
+            target = dst_c if i == 0 else t
+            np.bitwise_and(src_c, mask, out=target)
+            if dist:
+                (np.left_shift if left else np.right_shift)(target, dist, out=target)
+            if i:
+                np.bitwise_or(dst_c, t, out=dst_c)
     return out
 
 
-def _moves(order: list[int], sizes: list[int]) -> tuple[tuple[int, int, int], ...]:
-    """Bit moves placing blocks in `order` from the top; runs contiguous in both are merged."""
-    starts = np.cumsum([0] + sizes[:-1]).tolist()  # from the most significant bit
+@functools.lru_cache(maxsize=4096)
+def _moves(order: tuple[int, ...], sizes: tuple[int, ...], from_order: tuple[int, ...] | None = None) -> tuple[tuple[int, int, int], ...]:
+    """Bit moves placing blocks in `order` from the top, taking them from the layout `from_order`
+    (default: the natural order of the hash); runs contiguous in both are merged."""
+    src_order = from_order if from_order is not None else tuple(range(len(sizes)))
+    src_top = dict(zip(src_order, np.cumsum([0] + [sizes[b] for b in src_order[:-1]]).tolist()))
     raw = []
     dst_top = 0
     for blk in order:
         w = sizes[blk]
-        src = HASH_BITS - starts[blk] - w
+        src = HASH_BITS - src_top[blk] - w
         dst = HASH_BITS - dst_top - w
         raw.append([src, w, dst])
         dst_top += w
@@ -90,9 +111,18 @@ def make_tables(blocks: int, radius: int) -> list[Table]:
     tables = []
     for key in itertools.combinations(range(blocks), blocks - radius):
         rest = [b for b in range(blocks) if b not in key]
-        tables.append(Table(key_blocks=key, key_bits=sum(sizes[b] for b in key),
-                            moves=_moves(list(key) + rest, sizes)))
+        order = list(key) + rest
+        tables.append(Table(key_blocks=key, key_bits=sum(sizes[b] for b in key), order=tuple(order),
+                            sizes=tuple(sizes), moves=_moves(tuple(order), tuple(sizes))))
     return tables
+
+
+def tables_by_first_block(tables: list[Table]) -> dict[int, list[Table]]:
+    """Tables grouped by their lowest key block: one ordering by that block serves the group."""
+    groups: dict[int, list[Table]] = {}
+    for t in tables:
+        groups.setdefault(t.key_blocks[0], []).append(t)
+    return groups
 
 
 @dataclass(frozen=True)

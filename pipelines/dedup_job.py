@@ -7,6 +7,7 @@ Only metadata moves: keys, URLs, captions, sha256 and 64-bit hashes; no image is
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -18,10 +19,10 @@ import pyarrow.parquet as pq
 from dedup.config import DedupConfig
 from dedup.decisions import decide
 from dedup.exact import normalize_url
-from dedup.near import merge_table_results, table_pairs
-from dedup.tables import choose_plan, make_tables
+from dedup.near import merge_table_results, tables_pairs
+from dedup.tables import choose_plan, make_tables, tables_by_first_block
 from pipelines.config import WukongConfig
-from pipelines.ray_runtime import init_ray
+from pipelines.ray_runtime import cluster_cpus, init_ray
 from shards.format import STATUS_SUCCESS, write_json_atomic, write_parquet_atomic
 from shards.sources import raw_shard_indexes
 
@@ -78,9 +79,23 @@ def load_samples(raw_dirs, cfg: DedupConfig, kept: str | Path | None) -> tuple[p
     return df.reset_index(drop=True), stats
 
 
-def _table_task(unique, blocks: int, radius: int, index: int, window: int):
-    table = make_tables(blocks, radius)[index]
-    return table_pairs(unique, table, radius, window)
+def _tables_task(unique, blocks: int, radius: int, indexes: list[int], window: int):
+    tables = make_tables(blocks, radius)
+    return tables_pairs(unique, [tables[i] for i in indexes], radius, window)
+
+
+def table_tasks(blocks: int, radius: int, cpus: int) -> list[list[int]]:
+    """Table indexes per task, costliest first, about two tasks per CPU. Tables sharing a first
+    key block go together: they share one ordering of the hashes, free for block 0 (the sorted
+    input) and one extra sort for any other block, which also makes their tasks costlier."""
+    tables = make_tables(blocks, radius)
+    share = max(1, math.ceil(len(tables) / (2 * max(1, cpus))))
+    index = {t: i for i, t in enumerate(tables)}
+    pieces = []
+    for first, group in tables_by_first_block(tables).items():
+        parts = math.ceil(len(group) / share)
+        pieces += [(len(group[p::parts]) + (first != 0), [index[t] for t in group[p::parts]]) for p in range(parts)]
+    return [idx for _, idx in sorted(pieces, key=lambda p: p[0], reverse=True)]
 
 
 def ray_near_finder(unique: np.ndarray, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -92,10 +107,11 @@ def ray_near_finder(unique: np.ndarray, cfg: DedupConfig) -> tuple[np.ndarray, n
     t0 = time.perf_counter()
     plan = choose_plan(unique.size, cfg.radius, cfg.blocks, cfg.max_tables, cfg.cost_sort_ns, cfg.cost_candidate_ns)
     ref = ray.put(unique)
-    # Each task holds a permuted copy, a sort buffer and candidate positions: ~4 arrays of n.
-    task = ray.remote(_table_task).options(memory=max(1, unique.nbytes * 4), max_retries=2)
-    futures = [task.remote(ref, plan.blocks, cfg.radius, i, cfg.hot_bucket_window) for i in range(plan.tables)]
-    lo, hi, stats = merge_table_results(ray.get(futures))
+    # A task holds one ordered copy of the hashes (two while making it) and cache-sized slices.
+    task = ray.remote(_tables_task).options(memory=max(1, unique.nbytes * 2), max_retries=2)
+    futures = [task.remote(ref, plan.blocks, cfg.radius, idx, cfg.hot_bucket_window)
+               for idx in table_tasks(plan.blocks, cfg.radius, cluster_cpus())]
+    lo, hi, stats = merge_table_results([r for res in ray.get(futures) for r in res])
     del ref
     stats.update(blocks=plan.blocks, min_key_bits=plan.min_key_bits, seconds=round(time.perf_counter() - t0, 3))
     return lo, hi, stats

@@ -113,3 +113,38 @@ def test_unique_with_inverse():
     assert u.tolist() == [0, 3, 5, 2**64 - 1]
     np.testing.assert_array_equal(u[inv], h)
     np.testing.assert_array_equal(sorted_unique(h), u)
+
+
+@pytest.mark.parametrize("slice_size", [64, 500, 1 << 16])
+def test_sliced_groups_find_the_brute_force_pairs(slice_size):
+    """Every first-block group, walked in slices small enough to split runs on key bits."""
+    from dedup.near import tables_pairs
+    from dedup.tables import tables_by_first_block
+
+    rng = np.random.default_rng(slice_size)
+    u = planted(rng, 4000, 200, 4)
+    want = brute_pairs(u, 4)
+    groups = tables_by_first_block(make_tables(7, 4))
+    assert sorted(groups) == [0, 1, 2, 3, 4]
+    got = set()
+    for group in groups.values():
+        for lo, hi, stats in tables_pairs(u, group, 4, window=10_000, slice_size=slice_size):
+            assert (lo < hi).all() and stats.pairs == lo.size
+            got |= set(zip(lo.tolist(), hi.tolist()))
+    assert got == want
+
+
+def test_inverse_index_bucketed_path_matches_searchsorted():
+    from dedup.near import SORT_BUCKET, inverse_index, unique_with_inverse
+
+    rng = np.random.default_rng(3)
+    n = 4 * SORT_BUCKET + 123  # large enough for the radix-bucket path
+    h = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    h[::7] = h[0]            # a hot hash
+    h[1::11] = np.uint64(0)  # the smallest and largest values, repeated
+    h[2::13] = np.uint64(2**64 - 1)
+    u, inv = unique_with_inverse(h)
+    assert (u[1:] > u[:-1]).all()
+    np.testing.assert_array_equal(inv, np.searchsorted(u, h))
+    np.testing.assert_array_equal(inverse_index(h, u), inv)
+
