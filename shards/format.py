@@ -113,10 +113,31 @@ def remove_stale_temporaries(directory: str | Path) -> int:
     return n
 
 
+_BLOCK = tarfile.BLOCKSIZE
+_RECORD = tarfile.RECORDSIZE
+# ustar header fields after the name (mode 0644, uid/gid 0) up to the size field, and the fields
+# after the mtime (blank checksum, regular file, no link, "ustar\0" "00", then empty owner names,
+# device numbers and prefix, as tarfile writes them for a regular file).
+_HEAD_MODE_IDS = b"0000644\x00" + b"0000000\x00" * 2
+_HEAD_TAIL = b" " * 8 + b"0" + b"\x00" * 100 + b"ustar\x0000" + b"\x00" * (64 + 16 + 155)
+_MTIME = b"00000000000\x00"  # 0: equal inputs give equal bytes
+
+
+def _ustar_header(name: bytes, size: int) -> bytes:
+    """The 512-byte header tarfile writes for a regular file of fixed metadata (the same bytes,
+    without a TarInfo and two copies per member: a shard holds three members per sample)."""
+    head = name.ljust(100, b"\x00") + _HEAD_MODE_IDS + b"%011o\x00" % size + _MTIME + _HEAD_TAIL
+    head += b"\x00" * (_BLOCK - len(head))
+    chksum = sum(head)  # the checksum field counts as eight spaces, as it is here
+    return head[:148] + b"%06o\x00 " % chksum + head[156:]
+
+
 class AtomicTarWriter:
     """Writes a WebDataset tar under a temporary name; `close()` renames it into place.
 
     Use as a context manager: leaving the block by an exception discards the partial file.
+    Members are written as ustar entries with fixed metadata; names longer than a ustar name field
+    go through `tarfile`, which writes the same layout.
     """
 
     def __init__(self, path: str | Path):
@@ -124,17 +145,24 @@ class AtomicTarWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = _tmp_path(self.path)
         self._fh = open(self._tmp, "wb")
-        self._tar = tarfile.open(fileobj=self._fh, mode="w", format=tarfile.USTAR_FORMAT)
+        self._offset = 0
         self.count = 0
 
     def add_member(self, name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = 0
-        info.mode = 0o644
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        self._tar.addfile(info, io.BytesIO(data))
+        raw = name.encode("utf-8")
+        if len(raw) <= 100:
+            head = _ustar_header(raw, len(data))
+        else:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
+            info.uname = info.gname = ""
+            head = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+        pad = -len(data) % _BLOCK
+        self._fh.write(head)
+        self._fh.write(data)
+        if pad:
+            self._fh.write(b"\x00" * pad)
+        self._offset += len(head) + len(data) + pad
 
     def write_sample(self, key: str, members: dict[str, bytes]) -> None:
         """`members` maps extension (jpg, txt, json) to bytes; written in sorted order."""
@@ -147,7 +175,10 @@ class AtomicTarWriter:
     def close(self) -> None:
         if self._fh.closed:
             return
-        self._tar.close()
+        # End of archive: two zero blocks, then zeros up to a whole record (as tarfile does).
+        end = 2 * _BLOCK
+        end += -(self._offset + end) % _RECORD
+        self._fh.write(b"\x00" * end)
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
@@ -155,7 +186,6 @@ class AtomicTarWriter:
 
     def abort(self) -> None:
         if not self._fh.closed:
-            self._tar.close()
             self._fh.close()
         self._tmp.unlink(missing_ok=True)
 
