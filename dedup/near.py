@@ -255,7 +255,7 @@ def _count_hot(v: np.ndarray, pos: np.ndarray, d: int, span: np.uint64, key_bits
 
 
 def near_pairs(unique: np.ndarray, tables: list[Table], radius: int, window: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """All tables in this process (small inputs and tests); the Ray job runs one task per table."""
+    """All tables in this process (small inputs and tests); the Ray job spreads the groups over tasks."""
     results = []
     for group in tables_by_first_block(tables).values():
         results += tables_pairs(unique, group, radius, window)

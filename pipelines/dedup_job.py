@@ -99,7 +99,8 @@ def table_tasks(blocks: int, radius: int, cpus: int) -> list[list[int]]:
 
 
 def ray_near_finder(unique: np.ndarray, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray, dict]:
-    """One Ray task per permuted table; the distinct hashes are shared through the object store."""
+    """Ray tasks over groups of permuted tables (`table_tasks`); the distinct hashes are shared
+    through the object store."""
     import ray
 
     if cfg.radius < 1 or unique.size < 2:
