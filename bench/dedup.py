@@ -65,7 +65,7 @@ class PeakPss:
                     f = fh.read().rsplit(")", 1)[1].split()
                 total += int(f[11]) + int(f[12])
             except (OSError, IndexError, ValueError):
-                pass
+                continue  # the process ended while we read
         return total / os.sysconf("SC_CLK_TCK")
 
     def _exclude(self) -> frozenset[int]:

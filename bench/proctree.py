@@ -35,7 +35,7 @@ def pss_bytes(pid: int) -> int:
                 if line.startswith("Pss:"):
                     return int(line.split()[1]) * 1024
     except OSError:
-        pass
+        return 0  # the process ended while we read
     return 0
 
 

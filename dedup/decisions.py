@@ -20,7 +20,7 @@ import pandas as pd
 
 from dedup.clusters import component_roots, group_edges
 from dedup.config import DedupConfig
-from dedup.exact import group_codes, normalize_url, pair_codes
+from dedup.exact import group_codes, normalize_url
 from dedup.near import inverse_index, near_pairs, sorted_unique
 from dedup.tables import choose_plan, make_tables
 

@@ -121,13 +121,14 @@ def tables_pairs(unique: np.ndarray, tables: list[Table], radius: int, window: i
         ordered = lead.permute(unique)
         ordered.sort()
         move = lambda table, x: table.permute_from(x, lead)  # noqa: E731
-    cuts = _slice_cuts(ordered, lead.block_bits[0], slice_size)
+    run_bits = lead.block_bits[0]
+    cuts = _slice_cuts(ordered, run_bits, slice_size)
     for k, table in enumerate(tables):
         stats = results[k][2]
         found_a: list[np.ndarray] = []
         found_b: list[np.ndarray] = []
         for lo, hi in zip(cuts[:-1], cuts[1:]):
-            for v in _split_by_key(move(table, ordered[lo:hi]), lead.block_bits[0], table.key_bits, slice_size):
+            for v in _split_by_key(move(table, ordered[lo:hi]), run_bits, table.key_bits, slice_size):
                 v.sort()
                 a, b = sorted_pairs(v, table.key_bits, radius, window, stats)
                 found_a += a
@@ -154,8 +155,10 @@ def _split_by_key(v: np.ndarray, done_bits: int, key_bits: int, size: int) -> li
         if part.size <= size * 3 // 2 or bits >= key_bits:
             out.append(part)
             continue
-        low = part < ((part >> np.uint64(HASH_BITS - bits)) << np.uint64(HASH_BITS - bits)
-                      | (np.uint64(1) << np.uint64(HASH_BITS - bits - 1)))
+        # Every value of the part shares its top `bits` bits: one threshold splits on the next.
+        shift = HASH_BITS - bits
+        threshold = np.uint64((int(part[0]) >> shift << shift) | (1 << (shift - 1)))
+        low = part < threshold
         parts += [(part[low], bits + 1), (part[~low], bits + 1)]
     return out
 

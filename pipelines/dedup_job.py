@@ -92,10 +92,12 @@ def table_tasks(blocks: int, radius: int, cpus: int) -> list[list[int]]:
     share = max(1, math.ceil(len(tables) / (2 * max(1, cpus))))
     index = {t: i for i, t in enumerate(tables)}
     pieces = []
-    for first, group in tables_by_first_block(tables).items():
+    for group in tables_by_first_block(tables).values():
         parts = math.ceil(len(group) / share)
-        pieces += [(len(group[p::parts]) + (first != 0), [index[t] for t in group[p::parts]]) for p in range(parts)]
-    return [idx for _, idx in sorted(pieces, key=lambda p: p[0], reverse=True)]
+        pieces += [[index[t] for t in group[p::parts]] for p in range(parts)]
+    # Cost in tables, plus about one for the sort a group other than block 0's pays.
+    first = {i: t.key_blocks[0] for i, t in enumerate(tables)}
+    return sorted(pieces, key=lambda idx: len(idx) + (first[idx[0]] != 0), reverse=True)
 
 
 def ray_near_finder(unique: np.ndarray, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray, dict]:

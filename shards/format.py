@@ -9,7 +9,6 @@ Tar members carry fixed metadata (mtime 0, uid 0, mode 0644) so equal inputs giv
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tarfile
