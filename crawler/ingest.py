@@ -247,7 +247,7 @@ def _fewer_gc_passes(gen0: int):
 def ingest_partition(part: Partition, out_dir: str | Path, cfg: DownloadConfig,
                      rules: ImageRulesConfig | None = None, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Download one partition into its raw shard; returns the shard's stats (also written beside it)."""
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), time.process_time()
     rules = rules or ImageRulesConfig()
     paths = shard_paths(out_dir, part.shard)
     processor = make_processor(cfg, rules)
@@ -266,6 +266,8 @@ def ingest_partition(part: Partition, out_dir: str | Path, cfg: DownloadConfig,
         "by_error": dict(sorted(writer.errors.items())),
         "bytes_downloaded": traffic.get("bytes", 0), "http_attempts": traffic.get("attempts", 0),
         "elapsed_s": round(time.monotonic() - t0, 3),
+        # CPU of the whole worker process meanwhile (event loop, decode threads, Ray's own threads).
+        "cpu_s": round(time.process_time() - cpu0, 3),
     }
     write_json_atomic(paths["stats"], stats)
     write_parquet_atomic(paths["parquet"], writer.table())

@@ -20,6 +20,8 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Verdicts on URL hosts kept per guard: a URL list names few hosts many times over.
+_VERDICT_CACHE_SIZE = 65_536
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -94,6 +96,7 @@ class AddressGuard:
     def __init__(self, allow_private: bool = False, allowed: list[str] | tuple[str, ...] = ()):
         self.allow_private = allow_private
         self.rules = tuple(parse_rule(r) for r in allowed)
+        self._literal_verdicts: dict[tuple[str, int], str | None] = {}
 
     @classmethod
     def from_config(cls, cfg: Any) -> "AddressGuard":
@@ -113,13 +116,26 @@ class AddressGuard:
 
     def check_literal(self, host: str, port: int) -> None:
         """Raise for a URL whose host is a refused IP literal; hostnames are checked once resolved."""
+        key = (host, port)
+        try:
+            refusal = self._literal_verdicts[key]
+        except KeyError:
+            refusal = self._literal_refusal(host, port)
+            if len(self._literal_verdicts) >= _VERDICT_CACHE_SIZE:
+                self._literal_verdicts.clear()
+            self._literal_verdicts[key] = refusal
+        if refusal:
+            raise BlockedAddressError(refusal)
+
+    def _literal_refusal(self, host: str, port: int) -> str | None:
         bare = normalize_host(host)
         try:
             ip = ipaddress.ip_address(bare.split("%", 1)[0])
         except ValueError:
-            return
+            return None
         if not self.allows(bare, ip, port):
-            raise BlockedAddressError(f"{bare}:{port} is a private, loopback or link-local address")
+            return f"{bare}:{port} is a private, loopback or link-local address"
+        return None
 
 
 class GuardedResolver(AbstractResolver):

@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"wukong {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if "ray" in sys.modules:  # only commands that used Ray imported it
+            from pipelines.ray_runtime import shutdown_ray
+            shutdown_ray()
 
 
 if __name__ == "__main__":

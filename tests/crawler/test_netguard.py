@@ -14,7 +14,7 @@ import pytest
 from crawler import fetch
 from crawler.config import DownloadConfig
 from crawler.fetch import Fetcher
-from crawler.netguard import AddressGuard, parse_rule
+from crawler.netguard import AddressGuard, BlockedAddressError, parse_rule
 from tests.crawler.servers import LoopbackServer
 
 
@@ -55,6 +55,18 @@ def test_allow_list_by_ip_cidr_host_and_port():
     assert guard.allows("Intranet.Example", "192.168.0.7", 443)
     assert not guard.allows("intranet.example", "192.168.0.7", 80)
     assert not guard.allows("other.example", "192.168.0.7", 443)
+
+
+def test_literal_host_verdicts_stay_the_same_when_asked_again():
+    """check_literal keeps its verdicts per (host, port): a refusal is a refusal every time."""
+    guard = AddressGuard(allowed=["127.0.0.1:8001"])
+    for _ in range(3):
+        guard.check_literal("127.0.0.1", 8001)
+        guard.check_literal("images.example", 80)  # a name: judged once resolved
+        guard.check_literal("8.8.8.8", 443)
+        for host, port in [("127.0.0.1", 8002), ("10.0.0.1", 80), ("[::1]", 8001), ("169.254.169.254", 80)]:
+            with pytest.raises(BlockedAddressError):
+                guard.check_literal(host, port)
 
 
 def _run(cfg: DownloadConfig, *urls: str) -> list[fetch.FetchResult]:
