@@ -2,7 +2,7 @@
 heads, bf16 autocast, synthetic shards, at the largest batch that fits; reports samples/s and the
 model FLOP utilisation (MFU) as JSON lines, and writes them to $OUT/gpu_train.json (or bench/out/).
 
-    .venv/bin/python bench/gpu_train.py [--steps 30] [--heads global tokenwise] [--peak-tflops 989]
+    .venv/bin/python bench/gpu_train.py [--steps 30] [--heads global tokenwise] [--peak-tflops 989] [--max-batch 8192]
 
 The batch search doubles until CUDA runs out of memory, then takes the last size that fitted.
 Training goes through the real loop (train.loop.run_training: pinned-memory loader, bf16, the
@@ -42,8 +42,9 @@ def make_shards(directory: Path, n: int) -> None:
     from PIL import Image
 
     from shards.format import AtomicTarWriter, sample_members, write_json_atomic
-    if (directory / "sizes.json").is_file():
-        return
+    sizes_file = directory / "sizes.json"
+    if sizes_file.is_file() and sum(json.loads(sizes_file.read_text()).values()) >= n:
+        return  # enough samples from an earlier head
     rng = random.Random(0)
     sizes = {}
     for shard, start in enumerate(range(0, n, 2000)):
@@ -100,6 +101,7 @@ def main() -> int:
     ap.add_argument("--heads", nargs="+", default=["global", "tokenwise"])
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--max-batch", type=int, default=8192, help="upper end of the batch search")
     args = ap.parse_args()
     import torch
     if not torch.cuda.is_available():
@@ -113,7 +115,7 @@ def main() -> int:
     from train.model import resolve_arch
     results = []
     for head in args.heads:
-        batch = largest_batch(head)
+        batch = largest_batch(head, limit=args.max_batch)
         make_shards(shards, batch * (args.steps + 2))
         cfg = dict(model="vit-b-32", head=head, batch_size=batch, steps=args.steps, use_gpu=True, precision="bf16",
                    workers=args.workers, warmup_steps=5, checkpoint_every=10**9, log_every=5, lr=1e-4)
