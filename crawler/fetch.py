@@ -138,6 +138,8 @@ class Fetcher:
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=timeout, headers={"User-Agent": self.user_agent},
             trust_env=False, max_line_size=self.cfg.max_header_bytes, max_field_size=self.cfg.max_header_bytes,
+            # Image fetches need no cookies, and a jar would grow with every host of a web-scale list.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         return self
 

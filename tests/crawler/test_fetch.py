@@ -44,6 +44,23 @@ def test_good_body_and_user_agent(srv):
     assert "wukong-pipeline" in ua and "https://example.org/wukong-contact" in ua
 
 
+def test_cookies_set_by_a_server_are_never_sent_back(srv):
+    srv.add("cookie.jpg", BODY, headers={"Set-Cookie": "track=1; Path=/"})
+
+    # By host name: aiohttp's default jar keeps no cookies of bare IP addresses at all.
+    by_name = srv.url("/img/cookie.jpg").replace("127.0.0.1", "localhost")
+
+    async def go():
+        async with Fetcher(_cfg()) as f:  # one session: a jar would carry the cookie over
+            first = await f.fetch(by_name + "?n=1")
+            second = await f.fetch(by_name + "?n=2")
+            return first, second
+    first, second = asyncio.run(go())
+    assert first.ok and second.ok
+    seen = srv.headers_seen[srv.requests.index("/img/cookie.jpg?n=2")]
+    assert "Cookie" not in seen and "cookie" not in {k.lower() for k in seen}
+
+
 def test_http_errors_are_coded_and_permanent_ones_not_retried(srv):
     before = len(srv.requests)
     res, = _run(_cfg(retries=2), srv.url("/status/404"))
