@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# `download.resize_mode` values, as img2dataset names them (crawler.imaging implements them).
+RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
+
 
 @dataclass
 class DownloadConfig:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from crawler.config import RESIZE_MODES
 from crawler.phash import phash_input
 
 # Error codes, one per failure class.
@@ -28,7 +29,6 @@ DECOMPRESSION_BOMB = "decompression_bomb"
 DECODE_ERROR = "decode_error"        # a known format that fails to decode for another reason
 ERRORS = (EMPTY_BODY, NOT_IMAGE, TRUNCATED, DECOMPRESSION_BOMB, DECODE_ERROR)
 
-RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
 
 # Magic numbers of the formats we accept, checked in order.
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (

@@ -21,7 +21,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-import scipy.fftpack
 from PIL import Image
 
 HASH_SIZE = 8
@@ -109,6 +108,8 @@ def phash_batch(blocks: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected (N, {INPUT_SIZE}, {INPUT_SIZE}) blocks, got {blocks.shape}")
     if len(blocks) == 0:
         return np.zeros(0, dtype=np.uint64)
+    import scipy.fftpack  # here, not at module level: a quarter second that only workers need
+
     dct = scipy.fftpack.dct(scipy.fftpack.dct(blocks, axis=1), axis=2)
     low = dct[:, :HASH_SIZE, :HASH_SIZE].reshape(len(blocks), HASH_SIZE * HASH_SIZE)
     med = np.median(low, axis=1, keepdims=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from crawler.imaging import RESIZE_MODES
+from crawler.config import RESIZE_MODES
 
 
 def register(sub) -> None:
