@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A caller that connected to Ray before (a test session, a notebook) keeps its connection.
+    connected_before = _ray_connected()
     try:
         return int(args.func(args) or 0)
     except (UsageError, ConfigError) as exc:
@@ -58,9 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wukong {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
-        if "ray" in sys.modules:  # only commands that used Ray imported it
+        if not connected_before and _ray_connected():
             from pipelines.ray_runtime import shutdown_ray
             shutdown_ray()
+
+
+def _ray_connected() -> bool:
+    ray = sys.modules.get("ray")  # only commands that use Ray import it
+    return ray is not None and ray.is_initialized()
 
 
 if __name__ == "__main__":

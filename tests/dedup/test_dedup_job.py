@@ -63,6 +63,9 @@ def test_run_dedup_restricted_to_filter_kept_keys(ray_local, raw, tmp_path):
 def test_cli_dedup(ray_local, raw, tmp_path, capsys):
     d, _ = raw
     assert main(["dedup", str(d), "--output", str(tmp_path / "o"), "--radius", "6"]) == 0
+    import ray
+    # The session's Ray was connected before the command: the command leaves it so.
+    assert ray.is_initialized() and ray.get_runtime_context().gcs_address == ray_local["address"]
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["kept"] == 12
     assert json.loads((tmp_path / "o" / "stats.json").read_text())["radius"] == 6
