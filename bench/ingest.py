@@ -9,8 +9,8 @@ img2dataset is installed in its own virtual environment under bench/.peers/ on f
 
 CPU time is that of each command's whole process tree (for us: the driver, Ray's daemons and
 workers), sampled from /proc. The floor is decode + resize + pad + encode alone (Pillow with
-`draft`, same images, same filter and quality) in one process. The pHash section times
-imagehash.phash against the batched implementation on the same decoded images.
+`draft`, same images, same filter and quality) in one process: the median of 3 passes after a
+warm-up pass. The pHash section times imagehash.phash against ours on the images ingest hashes.
 
     .venv/bin/python bench/ingest.py [--images 3000] [--rows 15000] [--processes 2] [--repeats 2]
 """
