@@ -13,12 +13,14 @@ time, while here each pass is one matrix product. Pillow's weights are fixed-poi
 fractional bits) and every product of a pixel and a weight, and every sum of them, stays an integer
 below 2**53, so float64 products are exact whatever order BLAS adds them in; rounding, clipping and
 the pass order then follow Pillow's code. The weights depend only on the two sizes and are cached.
+The products are small: Ray workers run them on one BLAS thread (Ray sets OMP_NUM_THREADS=1), and
+other callers get the same cost with OPENBLAS_NUM_THREADS=1.
 """
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+import threading
 
 import numpy as np
 from PIL import Image
@@ -32,8 +34,13 @@ _PRECISION_BITS = 32 - 8 - 2
 _ONE = 1 << _PRECISION_BITS
 _HALF = float(1 << (_PRECISION_BITS - 1))
 _LANCZOS_SUPPORT = 3.0
-# Distinct (input, output) size pairs kept; an ingest sees few (the output size fixes one side).
-_WEIGHT_CACHE = 4096
+# Memory for cached weight matrices. Hashing at output scale meets at most `image_size` input sizes
+# (13 MB at 224 px); resize mode "no" meets any size, and the cache then starts over when full.
+_WEIGHT_CACHE_BYTES = 64 << 20
+_weights: dict[tuple[int, int], np.ndarray] = {}
+_weights_lock = threading.Lock()  # decode threads hash large images too
+# Pixels converted to float64 at a time (8 MB): resize mode "no" hashes images of any size.
+_CHUNK_ELEMENTS = 1 << 20
 
 
 def _sinc(x: float) -> float:
@@ -49,8 +56,31 @@ def _lanczos(x: float) -> float:
     return 0.0
 
 
-@lru_cache(maxsize=_WEIGHT_CACHE)
 def _lanczos_weights(in_size: int, out_size: int) -> np.ndarray:
+    """The cached `_pillow_lanczos_weights`."""
+    key = (in_size, out_size)
+    found = _weights.get(key)
+    if found is not None:
+        return found
+    weights = _pillow_lanczos_weights(in_size, out_size)
+    with _weights_lock:
+        if sum(w.nbytes for w in _weights.values()) + weights.nbytes > _WEIGHT_CACHE_BYTES:
+            _weights.clear()
+        _weights[key] = weights
+    return weights
+
+
+def weight_tables() -> int:
+    """How many weight matrices are cached (the benchmark reports it)."""
+    return len(_weights)
+
+
+def clear_weight_tables() -> None:
+    with _weights_lock:
+        _weights.clear()
+
+
+def _pillow_lanczos_weights(in_size: int, out_size: int) -> np.ndarray:
     """(out_size, in_size) matrix of Pillow's integer Lanczos weights, as float64.
 
     Same double arithmetic in the same order as Pillow's precompute_coeffs and
@@ -81,18 +111,32 @@ def _to_8bit(acc: np.ndarray) -> np.ndarray:
     return np.clip(np.floor((acc + _HALF) * (1.0 / _ONE)), 0, 255)
 
 
+def _horizontal(pixels: np.ndarray, width: int) -> np.ndarray:
+    weights = _lanczos_weights(pixels.shape[1], width).T
+    rows = max(1, _CHUNK_ELEMENTS // pixels.shape[1])  # float64 copies stay small on huge images
+    return np.concatenate([_to_8bit(pixels[i:i + rows].astype(np.float64) @ weights)
+                           for i in range(0, pixels.shape[0], rows)], axis=0)
+
+
+def _vertical(pixels: np.ndarray, height: int) -> np.ndarray:
+    weights = _lanczos_weights(pixels.shape[0], height)
+    cols = max(1, _CHUNK_ELEMENTS // pixels.shape[0])
+    return np.concatenate([_to_8bit(weights @ pixels[:, j:j + cols].astype(np.float64))
+                           for j in range(0, pixels.shape[1], cols)], axis=1)
+
+
 def lanczos_gray(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     """(H, W) uint8 -> (height, width) uint8, equal to Pillow's `resize((width, height), LANCZOS)`
     of the same mode-L image."""
     in_h, in_w = pixels.shape
-    out = pixels.astype(np.float64)
+    out = pixels
     # Pillow runs the vertical pass first when the height shrinks over twice as much as the width.
     horizontal_first = not (in_h - height > 0 and in_h - height > (in_w - width) * 2)
     for horizontal in ((True, False) if horizontal_first else (False, True)):
         if horizontal and width != in_w:
-            out = _to_8bit(out @ _lanczos_weights(in_w, width).T)
+            out = _horizontal(out, width)
         elif not horizontal and height != in_h:
-            out = _to_8bit(_lanczos_weights(in_h, height) @ out)
+            out = _vertical(out, height)
     return out.astype(np.uint8)
 
 

@@ -86,6 +86,27 @@ def test_numpy_lanczos_equals_pillow_on_every_shape():
         assert got.dtype == np.uint8 and np.array_equal(got, want), (h, w, out_w, out_h, kind)
 
 
+def test_numpy_lanczos_on_images_larger_than_one_chunk():
+    """Huge images (resize mode "no" hashes them whole) go through in bounded row/column chunks."""
+    rng = np.random.default_rng(11)
+    for h, w in [(2100, 1700), (4500, 260), (260, 4500)]:  # both pass orders, many chunks each
+        px = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        want = np.asarray(Image.fromarray(px, "L").resize((32, 32), Image.Resampling.LANCZOS))
+        assert np.array_equal(lanczos_gray(px, 32, 32), want), (h, w)
+
+
+def test_weight_cache_is_bounded(monkeypatch):
+    from crawler import phash as ph
+    ph.clear_weight_tables()
+    monkeypatch.setattr(ph, "_WEIGHT_CACHE_BYTES", 3 * 32 * 600 * 8)  # room for three 600-wide tables
+    for width in range(600, 610):
+        lanczos_gray(np.zeros((40, width), np.uint8), 32, 32)
+        assert sum(w.nbytes for w in ph._weights.values()) <= ph._WEIGHT_CACHE_BYTES + 32 * 610 * 8
+        assert ph.weight_tables() <= 4
+    ph.clear_weight_tables()
+    assert ph.weight_tables() == 0
+
+
 def test_empty_batch_and_bad_shape():
     assert phash_batch(np.zeros((0, 32, 32), np.uint8)).shape == (0,)
     with pytest.raises(ValueError):
