@@ -20,9 +20,9 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Verdicts on URL hosts kept per guard: a URL list names few hosts many times over.
 _VERDICT_CACHE_SIZE = 65_536
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class BlockedAddressError(OSError):

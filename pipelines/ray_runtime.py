@@ -16,8 +16,6 @@ from pipelines.config import RayConfig
 log = logging.getLogger(__name__)
 
 HEAD_ADDRESS_FILE = "head_address"
-# Whether this process started the Ray it is connected to (then it also stops it).
-_started_here = False
 # Unix socket paths (temp dir + ~62 bytes of session and socket names) must fit in 107 bytes.
 _MAX_TEMP_DIR_LEN = 45
 
@@ -66,7 +64,6 @@ def init_ray(cfg: RayConfig, *, quiet: bool = True) -> dict:
         return {"address": address, "started": False, "dashboard_url": ctx.dashboard_url}
     temp_dir = resolve_temp_dir(cfg)
     temp_dir.mkdir(parents=True, exist_ok=True)
-    global _started_here
     ctx = ray.init(
         # "local" starts our own Ray even when another one runs on the machine (Ray would attach).
         address="local",
@@ -79,7 +76,6 @@ def init_ray(cfg: RayConfig, *, quiet: bool = True) -> dict:
         logging_level=log_level,
         log_to_driver=True,
     )
-    _started_here = True
     return {"address": ctx.address_info.get("address"), "started": True,
             "dashboard_url": ctx.dashboard_url}
 
@@ -93,16 +89,14 @@ def shutdown_ray() -> None:
     Ray kills it anyway. It holds no state of ours.
     """
     import ray
-    global _started_here
     if not ray.is_initialized():
         return
-    if _started_here:
-        _kill_local_monitor()
-        _started_here = False
+    _kill_local_monitor()
     ray.shutdown()
 
 
 def _kill_local_monitor() -> None:
+    """Only processes this process spawned are listed: none when attached to a cluster."""
     try:
         from ray._private import ray_constants
         from ray._private import worker as ray_worker
