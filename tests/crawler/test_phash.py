@@ -111,3 +111,55 @@ def test_empty_batch_and_bad_shape():
     assert phash_batch(np.zeros((0, 32, 32), np.uint8)).shape == (0,)
     with pytest.raises(ValueError):
         phash_batch(np.zeros((2, 16, 16), np.uint8))
+
+
+def _scipy_hashes(blocks: np.ndarray) -> list[int]:
+    """imagehash's own arithmetic (scipy.fftpack DCT, numpy median) on 32x32 blocks."""
+    import scipy.fftpack
+    out = []
+    for b in blocks.astype(np.float64):
+        low = scipy.fftpack.dct(scipy.fftpack.dct(b, axis=0), axis=1)[:8, :8]
+        bits = (low > np.median(low)).ravel()
+        out.append(int("".join("1" if x else "0" for x in bits), 2))
+    return out
+
+
+def test_matrix_dct_with_tie_fallback_equals_scipy_on_tie_prone_blocks():
+    """Blocks with few distinct values, symmetric patterns and flat areas put coefficients on or near
+    the median; the batch must give scipy's bits on all of them, and on smooth photo-like blocks."""
+    rng = np.random.default_rng(3)
+    blocks = [np.full((32, 32), v, np.uint8) for v in (0, 1, 127, 255)]
+    blocks += [rng.integers(0, 2, (32, 32)).astype(np.uint8) * 255 for _ in range(40)]
+    blocks += [np.kron(rng.integers(0, 256, (4, 4)), np.ones((8, 8))).astype(np.uint8) for _ in range(40)]
+    sym = rng.integers(0, 256, (32, 16)).astype(np.uint8)
+    blocks += [np.hstack([sym, sym[:, ::-1]]), np.vstack([sym.T, sym.T[::-1]])]
+    yy, xx = np.mgrid[0:32, 0:32]
+    blocks += [((xx * a + yy * b) % 256).astype(np.uint8) for a in range(0, 9, 2) for b in range(0, 9, 3)]
+    smooth = [np.clip(np.cumsum(rng.normal(0, 6, (32, 32)), axis=1) + 128, 0, 255).astype(np.uint8)
+              for _ in range(300)]
+    stack = np.stack(blocks + smooth)
+    assert [int(v) for v in phash_batch(stack)] == _scipy_hashes(stack)
+
+
+def test_ordinary_images_are_hashed_without_importing_scipy():
+    """scipy is loaded only for near-tie rows: a worker hashing photos never pays for its import."""
+    import subprocess
+    import sys
+    code = (
+        "import sys, numpy as np\n"
+        "from PIL import Image\n"
+        "from crawler.phash import phash_batch, phash_input\n"
+        "rng = np.random.default_rng(5)\n"
+        "walks = [np.cumsum(rng.normal(0, 4, (200 + 5 * s, 300 + 7 * s, 3)), axis=1) for s in range(20)]\n"
+        "ims = [Image.fromarray(np.clip(w + 128, 0, 255).astype(np.uint8)) for w in walks]\n"
+        "blocks = np.stack([phash_input(im) for im in ims])\n"
+        "h = phash_batch(blocks)\n"
+        "assert len(set(h.tolist())) == 20, h\n"
+        "assert 'scipy' not in sys.modules, 'scipy imported'\n"
+        "phash_batch(np.full((1, 32, 32), 9, np.uint8))\n"
+        "assert 'scipy.fftpack' in sys.modules, 'flat block did not take the exact path'\n"
+    )
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
