@@ -9,10 +9,11 @@ img2dataset is installed in its own virtual environment under bench/.peers/ on f
 
 CPU time is that of each command's whole process tree (for us: the driver, Ray's daemons and
 workers), sampled from /proc. The floor is decode + resize + pad + encode alone (Pillow with
-`draft`, same images, same filter and quality) in one process: the median of 3 passes after a
-warm-up pass. The pHash section times imagehash.phash against ours on the images ingest hashes.
+`draft`, same images, same filter and quality) in one process: one pass after each pair of tool runs,
+so that it meets the machine in the state the runs met (a shared host's speed drifts by 10% or
+more over minutes), after a warm-up pass; the median pass counts. The pHash section times imagehash.phash against ours on the images ingest hashes.
 
-    .venv/bin/python bench/ingest.py [--images 3000] [--rows 15000] [--processes 2] [--repeats 2]
+    .venv/bin/python bench/ingest.py [--images 3000] [--rows 15000] [--processes 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ MIN_W, MAX_W, MIN_H, MAX_H = 300, 1600, 201, 1200
 SOURCE_QUALITY = (80, 95)
 CPU_SAMPLE_S = 0.1
 RUN_TIMEOUT_S = 900
-FLOOR_PASSES = 3
+FLOOR_QUALITY = 95
 
 
 # -- corpus -----------------------------------------------------------------------------------------
@@ -282,27 +283,19 @@ def run_peer(exe: Path, urls: Path, out: Path, args) -> dict:
 
 # -- in-process references -------------------------------------------------------------------------------
 
-def floor_ms(paths: list[Path], size: int, quality: int) -> tuple[float, list[float]]:
-    """Decode (draft) + resize (box) + pad + encode per image, one process, CPU ms: the median of
-    `FLOOR_PASSES` passes over all images after a warm-up pass, and every pass."""
-    bodies = [p.read_bytes() for p in paths]
-
-    def one_pass() -> float:
-        t0 = time.process_time()
-        for body in bodies:
-            im = Image.open(io.BytesIO(body))
-            scale = size / max(im.size)
-            target = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-            im.draft("RGB", target)
-            im = im.convert("RGB").resize(target, Image.Resampling.BOX)
-            canvas = Image.new("RGB", (size, size), (255, 255, 255))
-            canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
-            canvas.save(io.BytesIO(), "JPEG", quality=quality)
-        return (time.process_time() - t0) * 1000 / len(bodies)
-
-    one_pass()  # first touches of the allocator and the libraries' code cost more
-    passes = [one_pass() for _ in range(FLOOR_PASSES)]
-    return statistics.median(passes), passes
+def floor_pass(bodies: list[bytes], size: int, quality: int) -> float:
+    """Decode (draft) + resize (box) + pad + encode of every body, one process: CPU ms per image."""
+    t0 = time.process_time()
+    for body in bodies:
+        im = Image.open(io.BytesIO(body))
+        scale = size / max(im.size)
+        target = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+        im.draft("RGB", target)
+        im = im.convert("RGB").resize(target, Image.Resampling.BOX)
+        canvas = Image.new("RGB", (size, size), (255, 255, 255))
+        canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
+        canvas.save(io.BytesIO(), "JPEG", quality=quality)
+    return (time.process_time() - t0) * 1000 / len(bodies)
 
 
 def phash_ms(paths: list[Path], size: int) -> dict:
@@ -343,7 +336,7 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=3000)
     ap.add_argument("--rows", type=int, default=15000)
     ap.add_argument("--processes", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each tool, alternating (at least 2)")
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--resize-mode", default="border")
     ap.add_argument("--shard-size", type=int, default=1000, help="rows per shard, both tools")
@@ -364,7 +357,9 @@ def main() -> int:
     urls = OUT / "urls.csv"
     write_url_list(urls, port, len(paths), args.rows)
     print(f"server: {kind} on 127.0.0.1:{port}; url list: {args.rows} rows", flush=True)
-    ours, theirs = [], []
+    bodies = [p.read_bytes() for p in paths]
+    floor_pass(bodies, args.image_size, FLOOR_QUALITY)  # warm-up: first touches of allocator and code
+    ours, theirs, floor_passes = [], [], []
     try:
         for i in range(args.repeats):
             r = run_ours(urls, OUT / "run_ours", args, port)
@@ -378,11 +373,13 @@ def main() -> int:
                 print(f"  img2dataset      #{i + 1}: rc={r['rc']} {r['samples']} samples in {r['wall_s']:.1f} s = "
                       f"{r['samples'] / r['wall_s']:.0f} samples/s, "
                       f"{1000 * r['cpu_s'] / max(1, r['samples']):.2f} CPU-ms/sample", flush=True)
+            floor_passes.append(floor_pass(bodies, args.image_size, FLOOR_QUALITY))
+            print(f"  floor            #{i + 1}: {floor_passes[-1]:.2f} CPU-ms/image", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=10)
 
-    floor, floor_passes = floor_ms(paths, args.image_size, 95)
+    floor = statistics.median(floor_passes)
     ph = phash_ms(paths[:1000], args.image_size)
 
     def med(runs, f):
