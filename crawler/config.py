@@ -79,6 +79,9 @@ class DownloadConfig:
     inline_decode_max_bytes: int = 512 * 1024
     # Threads per task for large bodies (0: everything on the event loop's thread).
     decode_threads: int = 2
+    # In a run's last wave, when fewer partitions run than `processes`, the running ones decode every
+    # body on their `decode_threads` threads, so the cores the finished partitions left idle help.
+    use_idle_cores: bool = True
     # Images hashed together in one batched DCT.
     phash_batch: int = 64
     # Seconds between progress reports from a running partition to the driver.

@@ -3,8 +3,10 @@
 Inside a partition, `concurrency` coroutines share one aiohttp session and pull rows from the
 partition's reader; each fetched body is decoded, checked and re-encoded on the event loop's thread
 when small (a few ms, cheaper than a thread hand-off and the GIL contention it brings) and on a
-small thread pool when large (Pillow releases the GIL there, so the loop keeps serving sockets). Successful samples are
-hashed in batches (one DCT call for many images) and appended to the tar as they complete.
+small thread pool when large (Pillow releases the GIL there, so the loop keeps serving sockets), or
+when the caller signals idle cores (a run's last wave, where finished partitions left cores free).
+Successful samples are hashed in batches (one DCT call for many images) and appended to the tar as
+they complete.
 
 Every input row ends as exactly one index row, success or failure, whatever happens to its URL: the
 fetcher and the image path turn every failure into an error code, and an unexpected exception in
@@ -49,6 +51,7 @@ GC_GEN0_FACTOR = 20
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]  # (rows done, of which successes) since the last call
+IdleCoresFn = Callable[[], bool]  # whether the run has cores that no partition uses now
 
 
 def shard_name(shard: int) -> str:
@@ -182,8 +185,30 @@ class _Progress:
         self.last = time.monotonic()
 
 
+class _IdleCores:
+    """The caller's idle-cores signal, asked at most once per `interval` seconds."""
+
+    def __init__(self, fn: IdleCoresFn | None, interval: float):
+        self.fn, self.interval = fn, interval
+        self.value = False
+        self.checked = float("-inf")
+
+    def __call__(self) -> bool:
+        if self.fn is None:
+            return False
+        now = time.monotonic()
+        if now - self.checked >= self.interval:
+            self.checked = now
+            try:
+                self.value = bool(self.fn())
+            except Exception as exc:  # noqa: BLE001 - a hint only: without it, decode inline
+                log.warning("idle-cores signal failed: %s", exc)
+                self.value = False
+        return self.value
+
+
 async def _run_partition(part: Partition, rows: Iterator[Row], writer: _ShardWriter, cfg: DownloadConfig,
-                         processor: ImageProcessor, progress: _Progress) -> dict[str, int]:
+                         processor: ImageProcessor, progress: _Progress, idle_cores: _IdleCores) -> dict[str, int]:
     loop = asyncio.get_running_loop()
     traffic = Counter()
     with ThreadPoolExecutor(max_workers=max(1, cfg.decode_threads), thread_name_prefix="decode") as pool:
@@ -200,11 +225,13 @@ async def _run_partition(part: Partition, rows: Iterator[Row], writer: _ShardWri
                         return None, res.error, res.message
                     traffic["bytes"] += len(res.body)
                     rec["bytes"] = len(res.body)
-                    if cfg.decode_threads > 0 and len(res.body) > cfg.inline_decode_max_bytes:
+                    if cfg.decode_threads > 0 and (len(res.body) > cfg.inline_decode_max_bytes or idle_cores()):
                         done = await loop.run_in_executor(pool, _process_body, processor, res.body)
+                        traffic["threaded_decodes"] += 1
                     else:
                         # A typical image takes a few ms: cheaper here than a hand-off to a thread and
-                        # the GIL contention that follows; only large bodies would stall the sockets.
+                        # the GIL contention that follows, unless other cores sit idle; only large
+                        # bodies would stall the sockets.
                         done = _process_body(processor, res.body)
                     rec["sha256"] = done.sha256
                     return done.image, done.error, done.message
@@ -245,17 +272,24 @@ def _fewer_gc_passes(gen0: int):
 
 
 def ingest_partition(part: Partition, out_dir: str | Path, cfg: DownloadConfig,
-                     rules: ImageRulesConfig | None = None, progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Download one partition into its raw shard; returns the shard's stats (also written beside it)."""
+                     rules: ImageRulesConfig | None = None, progress: ProgressFn | None = None,
+                     idle_cores: IdleCoresFn | None = None) -> dict[str, Any]:
+    """Download one partition into its raw shard; returns the shard's stats (also written beside it).
+
+    `progress` receives row counts as they complete; `idle_cores`, asked every `progress_interval`
+    seconds, says when the run has cores no partition uses (its last wave): bodies then decode on the
+    thread pool, in parallel, rather than on the event loop's thread.
+    """
     t0, cpu0 = time.monotonic(), time.process_time()
     rules = rules or ImageRulesConfig()
     paths = shard_paths(out_dir, part.shard)
     processor = make_processor(cfg, rules)
     tracker = _Progress(progress, cfg.progress_interval)
+    idle = _IdleCores(idle_cores if cfg.use_idle_cores else None, cfg.progress_interval)
     rows = read_partition(part, cfg)
     with AtomicTarWriter(paths["tar"]) as tar, _fewer_gc_passes(GC_GEN0_FACTOR):
         writer = _ShardWriter(part, tar, list(cfg.save_additional_columns), max(1, cfg.phash_batch))
-        traffic = asyncio.run(_run_partition(part, rows, writer, cfg, processor, tracker))
+        traffic = asyncio.run(_run_partition(part, rows, writer, cfg, processor, tracker, idle))
     tracker.report()
     if len(writer.index) != part.num_rows:
         raise RuntimeError(f"shard {part.shard}: {len(writer.index)} index rows for {part.num_rows} input rows")
@@ -265,6 +299,8 @@ def ingest_partition(part: Partition, out_dir: str | Path, cfg: DownloadConfig,
         "by_status": {STATUS_SUCCESS: writer.successes, STATUS_FAILED: failed},
         "by_error": dict(sorted(writer.errors.items())),
         "bytes_downloaded": traffic.get("bytes", 0), "http_attempts": traffic.get("attempts", 0),
+        # Bodies decoded on the thread pool (large ones, and all of them while cores sat idle).
+        "threaded_decodes": traffic.get("threaded_decodes", 0),
         "elapsed_s": round(time.monotonic() - t0, 3),
         # CPU of the whole worker process meanwhile (event loop, decode threads, Ray's own threads).
         "cpu_s": round(time.process_time() - cpu0, 3),

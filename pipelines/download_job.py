@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 PLAN_FILE = "_plan.json"
 PROGRESS_DIR = "_progress"
+# Written by the driver in `PROGRESS_DIR` while fewer partitions run than there are slots.
+IDLE_CORES_FILE = "_idle_cores"
 STATS_FILE = "stats.json"
 PLAN_VERSION = 1
 # How often the driver refreshes the progress bar while tasks run (seconds).
@@ -68,6 +70,20 @@ def _read_progress(output: Path, shard: int) -> tuple[int, int]:
         return int(d["done"]), int(d["ok"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0, 0
+
+
+def _signal_idle_cores(output: Path, idle: bool) -> None:
+    """Tell running partitions whether slots sit idle (the run's last wave): present file = yes."""
+    path = Path(output) / PROGRESS_DIR / IDLE_CORES_FILE
+    if idle:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _idle_cores_signalled(output: str | Path) -> bool:
+    return (Path(output) / PROGRESS_DIR / IDLE_CORES_FILE).exists()
 
 
 _METRICS: dict[str, Any] = {}
@@ -107,7 +123,8 @@ def _ingest_task(part: dict, output: str, cfg: DownloadConfig, rules: ImageRules
         if done - ok:
             metrics["rows"].inc(done - ok, tags={"status": STATUS_FAILED})
 
-    stats = ingest_partition(partition, output, cfg, rules, progress=report)
+    stats = ingest_partition(partition, output, cfg, rules, progress=report,
+                             idle_cores=lambda: _idle_cores_signalled(output))
     metrics["shards"].inc()
     return stats
 
@@ -262,6 +279,8 @@ def run_download(inputs: list[str], output: str | Path, cfg: WukongConfig | None
     failures: list[dict] = []
     finished_rows = finished_ok = 0
     run_stats: list[dict] = []
+    _signal_idle_cores(output, False)  # a killed run may have left it
+    idle_signalled = False
     try:
         while queue or pending:
             while queue and len(pending) < slots:
@@ -270,6 +289,10 @@ def run_download(inputs: list[str], output: str | Path, cfg: WukongConfig | None
                     name=f"download-shard-{part.shard:05d}", num_cpus=1, max_retries=dl.task_max_retries,
                 ).remote(part.to_dict(), str(output), dl, cfg.filter.image)
                 pending[ref] = part
+            idle = not queue and len(pending) < slots
+            if idle != idle_signalled:
+                _signal_idle_cores(output, idle)
+                idle_signalled = idle
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_INTERVAL_S)
             for ref in ready:
                 part = pending.pop(ref)

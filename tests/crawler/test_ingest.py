@@ -123,6 +123,55 @@ def test_failing_progress_reports_cost_no_sample(tmp_path, server):
     _check_exactly_once(tmp_path / "out", expected, server.good)
 
 
+def test_idle_cores_signal_moves_decoding_to_the_thread_pool(tmp_path, server, monkeypatch):
+    """Small bodies decode on the event loop's thread, unless the run signals idle cores (its last
+    wave): then on the pool's threads. The output is the same either way."""
+    import threading
+
+    from crawler import ingest
+    threads: list[tuple[str, int]] = []
+    real = ingest._process_body
+
+    def recording(processor, body):
+        threads.append((threading.current_thread().name, len(body)))
+        return real(processor, body)
+
+    monkeypatch.setattr(ingest, "_process_body", recording)
+    expected = corpus.write_wukong_csv(tmp_path / "w.csv", server, rows=60, bad_every=6, tag="&idle=1")
+    asked = []
+    for idle, out in ((False, tmp_path / "inline"), (True, tmp_path / "pool")):
+        threads.clear()
+        cfg = _dl(progress_interval=60.0)  # the signal is asked once, at the first body
+        part, = plan_partitions([scan_file(tmp_path / "w.csv", cfg)], cfg.rows_per_shard)
+        stats = ingest_partition(part, out, cfg, idle_cores=lambda idle=idle: asked.append(idle) or idle)
+        _check_exactly_once(out, expected, server.good)
+        assert threads and stats["by_status"]["success"] == 50
+        on_pool = [size for name, size in threads if name.startswith("decode")]
+        assert len(on_pool) == stats["threaded_decodes"]
+        if idle:
+            assert len(on_pool) == len(threads)
+        else:  # only the bodies too large for the event loop's thread
+            large = [size for _, size in threads if size > cfg.inline_decode_max_bytes]
+            assert sorted(on_pool) == sorted(large) and len(large) < len(threads) // 4
+    assert asked == [False, True]
+    # Switched off in the config, the signal is not even asked.
+    cfg = _dl(use_idle_cores=False)
+    part, = plan_partitions([scan_file(tmp_path / "w.csv", cfg)], cfg.rows_per_shard)
+    stats = ingest_partition(part, tmp_path / "off", cfg, idle_cores=lambda: asked.append("off") or True)
+    assert "off" not in asked and stats["threaded_decodes"] == len(large)
+
+
+def test_driver_signals_idle_cores_through_the_output_dir(tmp_path):
+    from pipelines.download_job import _idle_cores_signalled, _signal_idle_cores
+    assert not _idle_cores_signalled(tmp_path)
+    _signal_idle_cores(tmp_path, True)
+    assert _idle_cores_signalled(tmp_path)
+    _signal_idle_cores(tmp_path, True)
+    _signal_idle_cores(tmp_path, False)
+    assert not _idle_cores_signalled(tmp_path)
+    _signal_idle_cores(tmp_path, False)
+
+
 def test_run_download_on_ray_and_resume(tmp_path, server, ray_local, capsys):
     from pipelines.download_job import run_download
     expected = corpus.write_wukong_csv(tmp_path / "wukong_100m_0.csv", server, rows=1000)
