@@ -7,6 +7,8 @@ the shard writers' temporary-name-then-rename, that gives exactly-once output af
 Progress: partition tasks keep their running row counts in `_progress/SHARD.json` (on the output
 storage every node shares), which the driver sums for the terminal bar, and export Prometheus
 counters through `ray.util.metrics` (shown by the Ray dashboard), beside the tasks themselves.
+In a run's last wave, when fewer partitions remain than slots, the driver leaves a marker file in
+`_progress/` that lets the running partitions decode on their thread pools, on the idle cores.
 """
 
 from __future__ import annotations
