@@ -10,7 +10,8 @@ itself, so every bit agrees, ties included, and processes that never meet one sk
 
 The Lanczos step reproduces Pillow's 8-bit resampler (libImaging/Resample.c) exactly rather than
 calling it: Pillow spends most of its time on the 42-tap windows of a 7x reduction, one pixel at a
-time, while here each pass is one matrix product. Pillow's weights are fixed-point integers (22
+time, while here each pass is two matrix products (one per band of the weight matrix, see `_Bands`).
+Pillow's weights are fixed-point integers (22
 fractional bits) and every product of a pixel and a weight, and every sum of them, stays an integer
 below 2**53, so float64 products are exact whatever order BLAS adds them in; rounding, clipping and
 the pass order then follow Pillow's code. The weights depend only on the two sizes and are cached.
@@ -37,10 +38,13 @@ _LANCZOS_SUPPORT = 3.0
 # Memory for cached weight matrices. Hashing at output scale meets at most `image_size` input sizes
 # (13 MB at 224 px); resize mode "no" meets any size, and the cache then starts over when full.
 _WEIGHT_CACHE_BYTES = 64 << 20
-_weights: dict[tuple[int, int], np.ndarray] = {}
+_weights: dict[tuple[int, int], "_Bands"] = {}
 _weights_lock = threading.Lock()  # decode threads hash large images too
 # Pixels converted to float64 at a time (8 MB): resize mode "no" hashes images of any size.
 _CHUNK_ELEMENTS = 1 << 20
+# Row blocks per weight matrix: 2 halves the multiplications at 224 -> 32; more blocks cost more calls
+# than they save.
+_BANDS = 2
 
 
 def _sinc(x: float) -> float:
@@ -56,13 +60,49 @@ def _lanczos(x: float) -> float:
     return 0.0
 
 
-def _lanczos_weights(in_size: int, out_size: int) -> np.ndarray:
-    """The cached `_pillow_lanczos_weights`."""
+class _Bands:
+    """A weight matrix as `_BANDS` row blocks, each with only the input columns it touches.
+
+    Lanczos weights are banded (each output reads about 6 x scale inputs), so products with the
+    blocks skip most of the zeros a dense product would multiply: half the work at 224 -> 32.
+    Sums stay exact in any order (see the module docstring), so the split changes no bit.
+    """
+
+    def __init__(self, weights: np.ndarray):
+        self.out_size, self.in_size = weights.shape
+        self.blocks: list[tuple[int, int, int, int, np.ndarray]] = []
+        step = -(-self.out_size // _BANDS)
+        for o0 in range(0, self.out_size, step):
+            rows = weights[o0:o0 + step]
+            touched = np.flatnonzero(rows.any(axis=0))
+            i0, i1 = (int(touched[0]), int(touched[-1]) + 1) if len(touched) else (0, 1)
+            block = np.ascontiguousarray(rows[:, i0:i1])
+            block.setflags(write=False)
+            self.blocks.append((o0, o0 + len(rows), i0, i1, block))
+        self.nbytes = sum(b[-1].nbytes for b in self.blocks)
+
+    def right_multiply(self, x: np.ndarray) -> np.ndarray:
+        """x @ W.T for x of shape (n, in_size): the horizontal pass."""
+        out = np.empty((x.shape[0], self.out_size))
+        for o0, o1, i0, i1, block in self.blocks:
+            np.matmul(x[:, i0:i1], block.T, out=out[:, o0:o1])
+        return out
+
+    def left_multiply(self, x: np.ndarray) -> np.ndarray:
+        """W @ x for x of shape (in_size, n): the vertical pass."""
+        out = np.empty((self.out_size, x.shape[1]))
+        for o0, o1, i0, i1, block in self.blocks:
+            np.matmul(block, x[i0:i1], out=out[o0:o1])
+        return out
+
+
+def _lanczos_weights(in_size: int, out_size: int) -> _Bands:
+    """The cached `_pillow_lanczos_weights`, as bands."""
     key = (in_size, out_size)
     found = _weights.get(key)
     if found is not None:
         return found
-    weights = _pillow_lanczos_weights(in_size, out_size)
+    weights = _Bands(_pillow_lanczos_weights(in_size, out_size))
     with _weights_lock:
         if sum(w.nbytes for w in _weights.values()) + weights.nbytes > _WEIGHT_CACHE_BYTES:
             _weights.clear()
@@ -121,20 +161,20 @@ def _to_8bit(acc: np.ndarray) -> np.ndarray:
 
 
 def _horizontal(pixels: np.ndarray, width: int) -> np.ndarray:
-    weights = _lanczos_weights(pixels.shape[1], width).T
+    bands = _lanczos_weights(pixels.shape[1], width)
     if pixels.size <= _CHUNK_ELEMENTS:  # the usual case: one product, no chunk list
-        return _to_8bit(pixels.astype(np.float64, copy=False) @ weights)
+        return _to_8bit(bands.right_multiply(pixels.astype(np.float64, copy=False)))
     rows = max(1, _CHUNK_ELEMENTS // pixels.shape[1])  # float64 copies stay small on huge images
-    return np.concatenate([_to_8bit(pixels[i:i + rows].astype(np.float64) @ weights)
+    return np.concatenate([_to_8bit(bands.right_multiply(pixels[i:i + rows].astype(np.float64)))
                            for i in range(0, pixels.shape[0], rows)], axis=0)
 
 
 def _vertical(pixels: np.ndarray, height: int) -> np.ndarray:
-    weights = _lanczos_weights(pixels.shape[0], height)
+    bands = _lanczos_weights(pixels.shape[0], height)
     if pixels.size <= _CHUNK_ELEMENTS:
-        return _to_8bit(weights @ pixels.astype(np.float64, copy=False))
+        return _to_8bit(bands.left_multiply(pixels.astype(np.float64, copy=False)))
     cols = max(1, _CHUNK_ELEMENTS // pixels.shape[0])
-    return np.concatenate([_to_8bit(weights @ pixels[:, j:j + cols].astype(np.float64))
+    return np.concatenate([_to_8bit(bands.left_multiply(pixels[:, j:j + cols].astype(np.float64)))
                            for j in range(0, pixels.shape[1], cols)], axis=1)
 
 
