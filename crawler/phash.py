@@ -11,10 +11,9 @@ itself, so every bit agrees, ties included, and processes that never meet one sk
 The Lanczos step reproduces Pillow's 8-bit resampler (libImaging/Resample.c) exactly rather than
 calling it: Pillow spends most of its time on the 42-tap windows of a 7x reduction, one pixel at a
 time, while here each pass is two matrix products (one per band of the weight matrix, see `_Bands`).
-Pillow's weights are fixed-point integers (22
-fractional bits) and every product of a pixel and a weight, and every sum of them, stays an integer
-below 2**53, so float64 products are exact whatever order BLAS adds them in; rounding, clipping and
-the pass order then follow Pillow's code. The weights depend only on the two sizes and are cached.
+Pillow's weights are fixed-point integers (22 fractional bits) and every product of a pixel and a
+weight, and every sum of them, stays an integer below 2**53, so float64 products are exact whatever
+order BLAS adds them in; rounding, clipping and the pass order then follow Pillow's code. The weights depend only on the two sizes and are cached.
 The products are small: Ray workers run them on one BLAS thread (Ray sets OMP_NUM_THREADS=1), and
 other callers get the same cost with OPENBLAS_NUM_THREADS=1.
 """
@@ -69,7 +68,7 @@ class _Bands:
     """
 
     def __init__(self, weights: np.ndarray):
-        self.out_size, self.in_size = weights.shape
+        self.out_size = weights.shape[0]
         self.blocks: list[tuple[int, int, int, int, np.ndarray]] = []
         step = -(-self.out_size // _BANDS)
         for o0 in range(0, self.out_size, step):
