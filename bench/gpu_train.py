@@ -41,7 +41,8 @@ def make_shards(directory: Path, n: int) -> None:
 
     from PIL import Image
 
-    from shards.format import AtomicTarWriter, sample_members, write_json_atomic
+    from shards.atomic import write_json_atomic
+    from shards.format import AtomicTarWriter, sample_members
     sizes_file = directory / "sizes.json"
     if sizes_file.is_file() and sum(json.loads(sizes_file.read_text()).values()) >= n:
         return  # enough samples from an earlier head

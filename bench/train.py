@@ -56,7 +56,8 @@ def make_shards(directory: Path, n: int, per_shard: int, seed: int = 0) -> list[
     from PIL import Image
     from skimage import data as skdata
 
-    from shards.format import AtomicTarWriter, sample_members, write_json_atomic
+    from shards.atomic import write_json_atomic
+    from shards.format import AtomicTarWriter, sample_members
 
     if (directory / "sizes.json").is_file():
         return sorted(directory.glob("*.tar"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from shards.format import write_json_atomic, write_parquet_atomic
+from shards.atomic import write_json_atomic, write_parquet_atomic
 
 CANDIDATES_FILE = "candidates.parquet"
 STATS_FILE = "stats.json"

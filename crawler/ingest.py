@@ -41,8 +41,9 @@ from crawler.phash import phash_batch
 from crawler.sources import Partition, Row, make_key, read_partition
 from filters.config import ImageRulesConfig
 from filters.image_rules import check_image_size
+from shards.atomic import write_json_atomic, write_parquet_atomic
 from shards.format import (RAW_INDEX_SCHEMA, RAW_SHARD_PATTERN, STATUS_FAILED, STATUS_SUCCESS, AtomicTarWriter,
-                           phash_to_hex, sample_members, write_json_atomic, write_parquet_atomic)
+                           phash_to_hex, sample_members)
 
 INTERNAL_ERROR = "internal_error"
 # Young-generation collections are this many times rarer while a partition runs.

@@ -114,6 +114,6 @@ def read_queries(path: str | Path) -> list[str]:
 
 
 def write_queries(path: str | Path, queries: Iterable[str]) -> None:
-    from shards.format import write_bytes_atomic
+    from shards.atomic import write_bytes_atomic
 
     write_bytes_atomic(path, "".join(f"{q}\n" for q in queries).encode("utf-8"))

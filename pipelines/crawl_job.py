@@ -36,7 +36,7 @@ from crawler.queries import read_queries
 from crawler.spider import PartitionSpec
 from pipelines.config import WukongConfig
 from pipelines.ray_runtime import cluster_cpus, init_ray
-from shards.format import write_json_atomic, write_parquet_atomic
+from shards.atomic import write_json_atomic, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from dedup.near import merge_table_results, tables_pairs
 from dedup.tables import choose_plan, make_tables, tables_by_first_block
 from pipelines.config import WukongConfig
 from pipelines.ray_runtime import cluster_cpus, init_ray
-from shards.format import STATUS_SUCCESS, write_json_atomic, write_parquet_atomic
+from shards.atomic import write_json_atomic, write_parquet_atomic
+from shards.format import STATUS_SUCCESS
 from shards.sources import raw_shard_indexes
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from pipelines.config import WukongConfig
 from pipelines.ray_runtime import init_ray
-from shards.format import STATUS_SUCCESS, write_bytes_atomic, write_json_atomic
+from shards.atomic import write_bytes_atomic, write_json_atomic
+from shards.format import STATUS_SUCCESS
 
 log = logging.getLogger(__name__)
 

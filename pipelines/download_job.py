@@ -34,7 +34,8 @@ from crawler.sources import (FileScan, Partition, SourceError, detect_format, pl
 from filters.config import ImageRulesConfig
 from pipelines.config import WukongConfig
 from pipelines.ray_runtime import cluster_cpus, init_ray
-from shards.format import STATUS_FAILED, STATUS_SUCCESS, remove_stale_temporaries, write_json_atomic
+from shards.atomic import remove_stale_temporaries, write_json_atomic
+from shards.format import STATUS_FAILED, STATUS_SUCCESS
 
 log = logging.getLogger(__name__)
 

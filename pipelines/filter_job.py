@@ -30,7 +30,7 @@ from filters.partition import KEY_COL, REASON_COL, annotate, text_rules_for
 from filters.tables import InputError, Partition, file_fingerprint, plan, read_partition
 from pipelines.config import WukongConfig
 from pipelines.ray_runtime import cluster_cpus, init_ray
-from shards.format import remove_stale_temporaries, write_json_atomic, write_parquet_atomic
+from shards.atomic import remove_stale_temporaries, write_json_atomic, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from pipelines.config import WukongConfig
 from pipelines.ray_runtime import cluster_cpus, init_ray
-from shards.format import remove_stale_temporaries, write_bytes_atomic, write_json_atomic
+from shards.atomic import remove_stale_temporaries, write_bytes_atomic, write_json_atomic
 from shards.plan import plan_shards
 from shards.report import dataset_card, write_plots
 from shards.sources import locate, raw_shard_indexes, read_raw_index, successful

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipelines.config import WukongConfig
 from pipelines.ray_runtime import init_ray
-from shards.format import write_json_atomic
+from shards.atomic import write_json_atomic
 
 
 def _device():

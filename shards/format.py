@@ -1,9 +1,10 @@
-"""The on-disk shard format every stage agrees on, and atomic writers for it.
+"""The on-disk shard format every stage agrees on.
 
 A shard is a WebDataset tar of `KEY.jpg`, `KEY.txt` (caption) and `KEY.json` (metadata), the
 img2dataset / open_clip convention, with a parquet index beside it (`NAME.parquet`) and a stats
-file (`NAME_stats.json`). A file becomes visible only when complete: it is written under a
-temporary name in the same directory and renamed, so a crash never leaves half a shard behind.
+file (`NAME_stats.json`). A shard becomes visible only when complete (`shards.atomic`): it is
+written under a temporary name in the same directory and renamed, so a crash never leaves half a
+shard behind.
 Tar members carry fixed metadata (mtime 0, uid 0, mode 0644) so equal inputs give equal bytes.
 """
 
@@ -12,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import tarfile
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from shards.atomic import tmp_path
 
 # Raw shards (ingest output) and final shards (training-ready) differ only in their name width.
 RAW_SHARD_PATTERN = "{shard:05d}"
@@ -61,57 +62,6 @@ def hex_to_phash(text: str) -> int:
     return int(text, 16)
 
 
-def _tmp_path(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    # mkstemp creates 0600; published shards and indexes must be readable like any other file.
-    os.fchmod(fd, 0o644)
-    os.close(fd)
-    return Path(name)
-
-
-def _commit(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        tmp.write_bytes(data)
-        _commit(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    write_bytes_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8"))
-
-
-def write_parquet_atomic(path: str | Path, table: pa.Table) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        pq.write_table(table, tmp)
-        _commit(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def remove_stale_temporaries(directory: str | Path) -> int:
-    """Delete temporaries left by a killed run; returns how many were removed."""
-    n = 0
-    for p in Path(directory).glob(".*.tmp"):
-        p.unlink(missing_ok=True)
-        n += 1
-    return n
-
-
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
 # ustar header fields after the name (mode 0644, uid/gid 0) up to the size field, and the fields
@@ -142,7 +92,7 @@ class AtomicTarWriter:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = _tmp_path(self.path)
+        self._tmp = tmp_path(self.path)
         self._fh = open(self._tmp, "wb")
         self._offset = 0
         self.count = 0

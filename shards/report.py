@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from shards.config import ShardsConfig
-from shards.format import write_bytes_atomic
+from shards.atomic import write_bytes_atomic
 
 
 def _counts_lines(counts: dict, indent: str = "") -> list[str]:

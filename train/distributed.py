@@ -82,7 +82,7 @@ def _ray_train_worker(config: dict) -> None:
     """Runs inside every Ray Train worker: the ordinary loop, then the summary to the driver."""
     import ray.train
 
-    from shards.format import write_json_atomic
+    from shards.atomic import write_json_atomic
     from train.loop import run_training
     summary = run_training(**config)
     if ray.train.get_context().get_world_rank() == 0:

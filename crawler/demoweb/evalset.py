@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 
 from crawler.demoweb import content as C
-from shards.format import write_bytes_atomic, write_json_atomic
+from shards.atomic import write_bytes_atomic, write_json_atomic
 
 TASKS = ("shape", "colour", "count", "object")
 # Added to the demo web's seed so the evaluation images never come from the site's random stream.

@@ -26,7 +26,7 @@ from PIL import Image, ImageEnhance
 
 from crawler.config import DemoWebConfig
 from crawler.demoweb import content as C
-from shards.format import write_bytes_atomic, write_json_atomic, write_parquet_atomic
+from shards.atomic import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 GROUND_TRUTH_FILE = "ground_truth.parquet"
 ROUTES_FILE = "routes.json"

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from aiohttp import web
 
 from crawler.demoweb.generate import GROUND_TRUTH_FILE, ROUTES_FILE, SEARCH_INDEX_FILE
-from shards.format import write_json_atomic, write_parquet_atomic
+from shards.atomic import write_json_atomic, write_parquet_atomic
 
 SERVED_FILE = "served.json"
 # The search URL templates of the demo web (`crawl.search_url` when the demo is crawled).

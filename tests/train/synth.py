@@ -15,7 +15,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from shards.format import AtomicTarWriter, sample_members, write_json_atomic
+from shards.format import AtomicTarWriter, sample_members
+
+from shards.atomic import write_json_atomic
 
 COLOURS = {"红色": (220, 30, 30), "绿色": (30, 170, 40), "蓝色": (30, 60, 220), "黄色": (240, 210, 20),
            "紫色": (150, 40, 180)}

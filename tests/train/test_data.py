@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 import synth
 
-from shards.format import write_parquet_atomic
+from shards.atomic import write_parquet_atomic
 from train.data import DataError, ShardStream, StreamSpec, make_loader, steps_per_epoch
 from train.shardspec import ShardSpecError, count_samples, resolve_shards
 from train.tokenizer import build_tokenizer
