@@ -216,4 +216,15 @@ def test_a_rule_that_raises_sets_the_row_aside():
 def test_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="unknown text rule"):
         build_rules(dataclasses.replace(TextRulesConfig(), rules=["normalize", "nonsense"]))
-    assert TextRulesConfig(rules=["nonsense"]).problems()
+    from filters.rules import problems
+    assert problems(TextRulesConfig(rules=["nonsense"])) and not TextRulesConfig(rules=["nonsense"]).problems()
+
+
+def test_config_imports_no_rule():
+    """The registry validates rule names; the config only holds them (no import circle)."""
+    import ast
+    import filters.config
+    tree = ast.parse(open(filters.config.__file__, encoding="utf-8").read())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any(m and m.startswith("filters") for m in imported), imported
