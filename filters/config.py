@@ -50,11 +50,18 @@ class TextRulesConfig:
     # language (reason no_chinese): decided by script; fastText (lite model) only where it cannot.
     # At least this many Han characters.
     min_han_chars: int = 1
-    # Kana (and Japanese-only kanji) share of the CJK characters at or above which a caption is
-    # Japanese without asking the model; below it but above zero, the model decides.
+    # Kana or hangul in words (beside other kana, hangul or Han) make a caption Japanese or Korean
+    # whatever its Han share: '奈良公園の鹿' is Japanese. Kana alone among symbols are kaomoji
+    # ('(＾▽＾)ノ') and do not count. One exception: Chinese captions borrow these kana for 的
+    # ('可爱の猫咪'); a caption whose only kana are these, at most `chinese_kana_max` of them, is
+    # Chinese where it also holds a character only Chinese writes (simplified-only, or a Chinese
+    # particle such as 吗/呢/很), and Japanese otherwise ('京都嵐山の竹林'; '夏日の小清新' too,
+    # written the same way as Japanese '春日の桜').
+    chinese_kana: str = "の"
+    chinese_kana_max: int = 2
+    # Japanese-only kanji (shinjitai, kokuji: 駅, 桜, 満) share of the Han characters at or above
+    # which a caption without kana is Japanese ('東京駅'); below it but above zero, the model decides.
     japanese_share: float = 0.3
-    # Same for hangul (Korean).
-    korean_share: float = 0.3
     # Han characters / (Han characters + Latin words) below which the model decides
     # (e.g. an English sentence with one Chinese word).
     min_han_share: float = 0.4

@@ -72,6 +72,16 @@ def test_language_by_script_and_model():
     assert chain.rule("language").model_calls <= 1
 
 
+def test_kana_or_hangul_in_words_is_never_chinese():
+    """Kanji-heavy Japanese with a little kana is Japanese; kana in kaomoji do not count; a lone
+    の counts as Chinese only beside a character only Chinese writes."""
+    caps = ["奈良公園の鹿", "京都嵐山の竹林", "新宿御苑の桜満開", "北海道の雪景色", "韩国明星 이민호",
+            "好可爱ヽ(●´∀`●)ﾉ", "开心(￣▽￣)ノ", "(´ㅂ`)好累", "可爱の猫咪", "治愈系の风景", "今日の穿搭"]
+    s, _ = run(caps)
+    assert [x.reason for x in s] == [reasons.NO_CHINESE] * 5 + [None] * 5 + [reasons.NO_CHINESE]
+    assert [x.detail for x in s[:5]] == ["ja", "ja", "ja", "ja", "ko"]
+
+
 def test_length_bounds_in_chars_and_words():
     long_words = "、".join(["苹果", "香蕉", "橘子", "葡萄", "西瓜", "桃子", "草莓", "菠萝", "芒果", "樱桃",
                            "柠檬", "石榴", "荔枝", "龙眼", "柚子"])
