@@ -8,7 +8,8 @@ from pathlib import Path
 # The text chain, in order. A rule is one module in filters/rules/ registered under its name in
 # filters/rules/__init__.py (the registry, which also validates these names: this module only holds
 # them, so the config imports no rule and every rule may import the config).
-DEFAULT_TEXT_RULES = ["normalize", "convert", "boilerplate", "language", "length", "sensitive",
+# Sensitive words are looked for before boilerplate is cut, on the whole caption ('网络-赌博').
+DEFAULT_TEXT_RULES = ["normalize", "convert", "sensitive", "boilerplate", "language", "length",
                       "frequency", "privacy"]
 
 
@@ -37,15 +38,26 @@ class TextRulesConfig:
     # convert: OpenCC configuration applied after normalisation ("t2s": traditional to simplified).
     opencc_config: str = "t2s"
 
-    # boilerplate (reason boilerplate): phrases that repeat across the web. A caption that is only
-    # boilerplate is dropped; a boilerplate segment (split at | - _ · etc.) is cut from a caption.
-    # "" = the bundled filters/data/boilerplate.txt; one phrase a line, '#' starts a comment.
+    # boilerplate (reason boilerplate): web boilerplate as families of words (generic image words,
+    # quality words, view/more/detail actions, attributions and takedown notes, page chrome, file
+    # names) and as site phrases. A caption made only of such words, in any combination, is dropped
+    # ('高清大图', '图片来自网络，侵删', 'IMG_2041.JPG'). A caption that merely contains them keeps
+    # its text, less boilerplate segments at its edges: '高清大图：黄山云海日出' -> '黄山云海日出',
+    # '风景 | 查看源网页' -> '风景'; '高清风景图片' stays whole (the words are part of the caption).
+    # "" = the bundled filters/data/boilerplate_words.txt (words, combined freely).
+    boilerplate_words_file: str = ""
+    # "" = the bundled filters/data/boilerplate.txt (whole phrases: site names, chrome); '#' comments.
     boilerplate_file: str = ""
     # Phrases added to the file's.
     boilerplate_extra: list[str] = field(default_factory=list)
-    # Only phrases at least this long are cut from a caption's start or end ('高清风景图片' keeps
-    # its '图片'; '美景 展开全文' loses '展开全文').
+    # Boilerplate at a caption's edge is cut when punctuation separates it from the rest, or, where
+    # only spaces or nothing separate it, when it is at least this long ('美景 展开全文' loses
+    # '展开全文'; '风景 图片' keeps '图片').
     boilerplate_affix_min_chars: int = 4
+    # Attribution labels that are kept when something follows them: the credit they start is not
+    # boilerplate ('图/陈晓东', '来源：新华社', '摄影：王强').
+    boilerplate_credit_labels: list[str] = field(default_factory=lambda: [
+        "图", "文", "来源", "图源", "出处", "摄影", "作者", "供图", "图片来源", "图片来自", "图片提供"])
 
     # language (reason no_chinese): decided by script; fastText (lite model) only where it cannot.
     # At least this many Han characters.
@@ -123,7 +135,7 @@ class TextRulesConfig:
         """Missing word lists, in words. Rule names are checked by the registry
         (`filters.rules.problems`), which knows the rules."""
         out = []
-        for name in ("boilerplate_file", "sensitive_words_file", "surnames_file",
+        for name in ("boilerplate_file", "boilerplate_words_file", "sensitive_words_file", "surnames_file",
                      "given_name_chars_file", "name_whitelist_file", "name_context_file"):
             path = getattr(self, name)
             if path and not Path(path).is_file():

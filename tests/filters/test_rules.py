@@ -45,6 +45,20 @@ def test_traditional_is_converted_and_recorded():
     assert chain.counts[reasons.CONVERTED] == 1
 
 
+def test_boilerplate_families_not_a_list():
+    """Generic image words, attributions, page chrome and file names combine freely: a caption made
+    only of them is boilerplate, one that merely contains them keeps its content."""
+    drop = ["高清大图", "原图", "图片详情", "更多图片", "图片来自网络，侵删", "【高清组图】", "第3张",
+            "点击查看大图 1/12", "IMG_2041.JPG", "DSC01234", "微信图片_20230101123456", "在这里插入图片描述",
+            "本图仅供参考，以实物为准", "圖片來源於網絡，如有侵權請聯繫刪除"]
+    keep = {"高清大图：黄山云海日出": "黄山云海日出", "高清风景图片": "高清风景图片",
+            "上海外滩的夜景（组图）": "上海外滩的夜景", "黄山日出.jpg": "黄山日出", "有图有真相": "有图有真相",
+            "来源：新华社": "来源：新华社", "风景 图片": "风景 图片"}
+    s, _ = run(drop + list(keep))
+    assert [x.reason for x in s[:len(drop)]] == [reasons.BOILERPLATE] * len(drop)
+    assert [(x.reason, x.text) for x in s[len(drop):]] == [(None, v) for v in keep.values()]
+
+
 def test_boilerplate_only_dropped_and_segments_cut():
     s, _ = run(["查看源网页", "晚霞 | 查看源网页", "高清风景图片"])
     assert s[0].reason == reasons.BOILERPLATE
