@@ -118,6 +118,14 @@ class TextRulesConfig:
     given_name_chars_file: str = ""
     name_whitelist_file: str = ""
     name_context_file: str = ""
+    # Well-known people masked wherever they stand as a word (scientists, writers, athletes,
+    # singers, actors, historical and fictional figures), and name-like places, dishes, animals and
+    # cars never masked: built offline by `python -m filters.names_resource` from THUOCL (MIT) and
+    # jieba's dictionary ("" = bundled known_names.txt / not_names.txt).
+    known_names_file: str = ""
+    not_names_file: str = ""
+    # Names added to the known names (your own well-known people).
+    known_names_extra: list[str] = field(default_factory=list)
     # Given-name characters after a surname (Chinese given names have one or two: 王小明, 欧阳娜娜).
     name_max_given_chars: int = 2
     # The same where a title or role word closes the name, so its end is certain: the whole span is
@@ -136,7 +144,8 @@ class TextRulesConfig:
         (`filters.rules.problems`), which knows the rules."""
         out = []
         for name in ("boilerplate_file", "boilerplate_words_file", "sensitive_words_file", "surnames_file",
-                     "given_name_chars_file", "name_whitelist_file", "name_context_file"):
+                     "given_name_chars_file", "name_whitelist_file", "name_context_file",
+                     "known_names_file", "not_names_file"):
             path = getattr(self, name)
             if path and not Path(path).is_file():
                 out.append(f"filter.text.{name}: file not found: {path}")

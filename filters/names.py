@@ -8,6 +8,12 @@ table followed by given-name characters, is not a listed place/brand/thing, and 
 role word stands beside it, or the dictionary knows it as a person name, or jieba met it as an
 unknown word. The span always runs to the end of the name ('作者<人名>', never '作者<人名>娜'):
 a partly masked name still leaks. Tagging runs only on captions the cheap gate lets through.
+
+Well-known people (袁隆平, 鲁迅, 周恩来, 普京) come from a names resource built offline
+(filters/names_resource.py): one Aho-Corasick pass finds them wherever they stand as a word (no
+common word runs across their edges: '望子成龙' holds no 成龙). Every span, known or found, is
+dropped where a listed place, dish, animal or brand starts there ('张家界', '宫保鸡丁', '乐高') or a
+company, shop or place word follows it ('华坚鞋业', '李宁体育').
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ class NameTables:
     whitelist: frozenset[str]
     after: frozenset[str]
     before: frozenset[str]
+    known: frozenset[str] = frozenset()
+    not_names: frozenset[str] = frozenset()
+    not_after: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, cfg: TextRulesConfig) -> "NameTables":
@@ -54,14 +63,19 @@ class NameTables:
                  for w in line.split() for c in w}
         whitelist = {w for line in load_lines(cfg.name_whitelist_file, "name_whitelist.txt")
                      for w in line.split()}
-        after, before = set(), set()
+        sides: dict[str, set[str]] = {"after": set(), "before": set(), "not_after": set()}
         for line in load_lines(cfg.name_context_file, "name_context.txt"):
             side, *words = line.split()
-            (after if side == "after" else before).update(words)
+            sides.setdefault(side, set()).update(words)
+        known = {w for line in load_lines(cfg.known_names_file, "known_names.txt") for w in line.split()}
+        known.update(cfg.known_names_extra)
+        not_names = {w for line in load_lines(cfg.not_names_file, "not_names.txt") for w in line.split()}
         return cls(single=frozenset(s for s in surnames if len(s) == 1),
                    compound=frozenset(s for s in surnames if len(s) > 1),
                    given=frozenset(given), whitelist=frozenset(whitelist),
-                   after=frozenset(after), before=frozenset(before))
+                   after=frozenset(sides["after"]), before=frozenset(sides["before"]),
+                   known=frozenset(known - whitelist - not_names), not_names=frozenset(not_names),
+                   not_after=frozenset(sides["not_after"]))
 
 
 def _alternation(words) -> str:
@@ -97,6 +111,14 @@ class NameTagger:
         self.whitelist_max = max(map(len, self.t.whitelist), default=0)
         self.compound_lens = sorted({len(c) for c in self.t.compound}, reverse=True)
         self.compound_heads = frozenset(c[:2] for c in self.t.compound)
+        self.known = ahocorasick.Automaton()
+        for w in self.t.known:
+            self.known.add_word(w, len(w))
+        if len(self.known):
+            self.known.make_automaton()
+        self.listed = self.t.not_names | self.t.whitelist
+        self.listed_max = max(map(len, self.listed), default=0)
+        self.not_after_lens = sorted({len(w) for w in self.t.not_after}, reverse=True)
         self._freq: dict | None = None
         self._tags: dict | None = None
         self.tagged = 0  # captions that went through the tagger
@@ -206,11 +228,67 @@ class NameTagger:
         return bool(f) and f >= self.common_freq and not self._tags.get(w, "").startswith("nr")
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of the person names in `text` (tagged only where the gate opens)."""
-        if not self.may_hold_name(text):
+        """Character spans of the person names in `text`: well-known people from the names
+        resource, and names the tagger finds where the gate opens; none a listed non-name."""
+        spans = self.known_spans(text)
+        if self.may_hold_name(text):
+            self.tagged += 1
+            spans += self.tag(text)
+        out: list[tuple[int, int]] = []
+        for a, b in sorted(spans, key=lambda ab: (ab[0] - ab[1], ab[0])):  # longest first
+            if all(b <= x or a >= y for x, y in out) and not self.vetoed(text, a, b):
+                out.append((a, b))
+        return sorted(out)
+
+    def known_spans(self, text: str) -> list[tuple[int, int]]:
+        """Well-known people standing as words: the longest matches that no common word crosses."""
+        if not len(self.known) or len(text) < 2:
             return []
-        self.tagged += 1
-        return self.tag(text)
+        hits = sorted(((end + 1 - n, end + 1) for end, n in self.known.iter(text)),
+                      key=lambda ab: (ab[0] - ab[1], ab[0]))
+        out: list[tuple[int, int]] = []
+        for a, b in hits:
+            b = self._name_word_from(text, a, b)
+            if all(b <= x or a >= y for x, y in out) and not self._crossed(text, a, b):
+                out.append((a, b))
+        return out
+
+    def _name_word_from(self, text: str, a: int, b: int) -> int:
+        """End of the longest dictionary name word starting at a and reaching past b ('林黛' ->
+        '林黛玉'), or b."""
+        freq, tags = self._dict()
+        for j in range(min(len(text), a + _MAX_WORD), b, -1):
+            w = text[a:j]
+            if freq.get(w) and tags.get(w, "").startswith("nr") and w not in self.listed:
+                return j
+        return b
+
+    def _crossed(self, text: str, a: int, b: int) -> bool:
+        """Whether an ordinary word runs across an edge of text[a:b]: a frequent two-character
+        word or any longer dictionary word that is no known name ('李白菜', '望子成龙', '车水马龙')."""
+        freq, _tags = self._dict()
+        for edge in (a, b):
+            for i in range(max(0, edge - _MAX_WORD + 1), edge):
+                for j in range(edge + 1, min(len(text), i + _MAX_WORD) + 1):
+                    w = text[i:j]
+                    if self._is_common_word(w) or (len(w) > 2 and freq.get(w) and w not in self.t.known):
+                        return True
+        return False
+
+    def vetoed(self, text: str, a: int, b: int) -> bool:
+        """Whether the span is a listed non-name, or starts one ('宫保' of '宫保鸡丁'), or is
+        followed by a company, shop or place word ('华坚' of '华坚鞋业')."""
+        listed = self.listed
+        for j in range(b, min(len(text), a + self.listed_max) + 1):
+            if text[a:j] in listed:
+                return True
+        p = b
+        while p < len(text) and text[p] in _SEPARATOR_CHARS and text[p] != "-":
+            p += 1
+        if p > b:
+            return False  # '主演：杨幂 赵又廷': a space ends the name before any company word
+        not_after = self.t.not_after
+        return any(text[p:p + n] in not_after for n in self.not_after_lens)
 
     def tag(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the person names in `text`, without the gate."""
@@ -314,8 +392,10 @@ class NameTagger:
         # jieba's dictionary tags many common words nr ('胡同', '麦田', '黄金周'): a name it knows
         # still needs a given part of given-name characters, unless a title stands before it
         # ('导演张艺谋') or its surname is compound ('欧阳修', '上官婉儿').
+        # A rare word the dictionary tags as a name is one whatever its characters ('莫言').
         known = len(first) > n and self._is_name_word(first) and (
-            titled_before or n > 1 or self._given_only(first[n:]))
+            titled_before or n > 1 or self._given_only(first[n:])
+            or self._freq.get(first, 0) < self.common_freq)
         if len(first) > n and not known and (not self._given_only(first[n:]) or self._is_common_word(first)):
             return 0
         # Every way to end the name on a word boundary: the given part (after the surname) holds
