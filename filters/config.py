@@ -135,6 +135,11 @@ class TextRulesConfig:
     # never a name, even beside a title word ('摄影师白天拍摄'); rarer words may be names (黄洋).
     name_common_word_freq: int = 100
 
+    # The surname table lists single surnames by how many people bear them; the first this many
+    # are common. A rare surname followed by one character, with no title, dictionary entry or
+    # known name to back it, is not taken for a name ('谷歌', '蓝星' are words jieba lacks).
+    name_common_surnames: int = 100
+
     # Captions whose results one worker remembers: web captions repeat (boilerplate, stock titles)
     # and a repeat then costs a lookup instead of the whole chain. 0 switches it off.
     memo_size: int = 20_000

@@ -52,6 +52,7 @@ class NameTables:
     whitelist: frozenset[str]
     after: frozenset[str]
     before: frozenset[str]
+    ordered_single: tuple[str, ...] = ()
     known: frozenset[str] = frozenset()
     not_names: frozenset[str] = frozenset()
     not_after: frozenset[str] = frozenset()
@@ -71,6 +72,7 @@ class NameTables:
         known.update(cfg.known_names_extra)
         not_names = {w for line in load_lines(cfg.not_names_file, "not_names.txt") for w in line.split()}
         return cls(single=frozenset(s for s in surnames if len(s) == 1),
+                   ordered_single=tuple(s for s in surnames if len(s) == 1),
                    compound=frozenset(s for s in surnames if len(s) > 1),
                    given=frozenset(given), whitelist=frozenset(whitelist),
                    after=frozenset(sides["after"]), before=frozenset(sides["before"]),
@@ -108,6 +110,7 @@ class NameTagger:
                                     f"(?P<next>[{HAN_CLASS}])?") if self.t.after else None)
         self.after_lens = sorted({len(w) for w in self.t.after}, reverse=True)
         self.compound_re = re.compile(compound) if compound else None
+        self.common_surnames = frozenset(self.t.ordered_single[:cfg.name_common_surnames])
         self.whitelist_max = max(map(len, self.t.whitelist), default=0)
         self.compound_lens = sorted({len(c) for c in self.t.compound}, reverse=True)
         self.compound_heads = frozenset(c[:2] for c in self.t.compound)
@@ -392,10 +395,8 @@ class NameTagger:
         # jieba's dictionary tags many common words nr ('胡同', '麦田', '黄金周'): a name it knows
         # still needs a given part of given-name characters, unless a title stands before it
         # ('导演张艺谋') or its surname is compound ('欧阳修', '上官婉儿').
-        # A rare word the dictionary tags as a name is one whatever its characters ('莫言').
         known = len(first) > n and self._is_name_word(first) and (
-            titled_before or n > 1 or self._given_only(first[n:])
-            or self._freq.get(first, 0) < self.common_freq)
+            titled_before or n > 1 or self._given_only(first[n:]))
         if len(first) > n and not known and (not self._given_only(first[n:]) or self._is_common_word(first)):
             return 0
         # Every way to end the name on a word boundary: the given part (after the surname) holds
@@ -465,6 +466,10 @@ class NameTagger:
         if self._is_name_word(first + rest) or self._is_name_word(rest):
             return True
         if self._tags.get(first, "") in _PARTICLE_TAGS or len(rest) > 1 and self._is_common_word(rest):
+            return False
+        # A rare surname before one character, with nothing else to go on, is more often the start
+        # of a word the dictionary lacks (谷歌, 蓝星) than a name.
+        if len(first) == 1 and len(rest) == 1 and first not in self.common_surnames:
             return False
         # One character that is not a function word, or a rare dictionary word ('滕' + '海海').
         return len(rest) > 1 or self._tags.get(rest, "") not in _FUNCTION_TAGS
