@@ -32,7 +32,7 @@ from filters.wordlists import load_lines
 _MAX_WORD = 4
 # Last characters of places, landmarks, households and trees: a dictionary word ending so is a name
 # only beside a title ('钟南山院士'), never on its tag alone ('白云山', '阳明山', '郑家', '杨树').
-_PLACE_ENDINGS = frozenset("山湖江河岛桥寺塔城镇村县市区路街港湾园馆宫庙洲州阁楼岭家树")
+_PLACE_ENDINGS = frozenset("山湖江河岛桥寺塔城镇村县市区路街港湾园馆宫庙洲州阁楼岭家树亭台殿堂")
 # Tokens allowed between a name and its title word ('摄影：赵丽颖', '图/陈晓东').
 _SKIP_TOKENS = frozenset({"/", ":", "：", " ", "　", "·", "|", "-", "丨"})
 _SEPARATORS = "[\\s:：/·|丨-]"
@@ -110,6 +110,10 @@ class NameTagger:
                                     f"(?P<next>[{HAN_CLASS}])?") if self.t.after else None)
         self.after_lens = sorted({len(w) for w in self.t.after}, reverse=True)
         self.compound_re = re.compile(compound) if compound else None
+        # A title with a colon, then names separated by spaces or 、 ('主演：杨幂 赵又廷 张智尧').
+        self.list_re = (re.compile(f"(?:{_alternation(self.t.before)})[:：]\\s*"
+                                   f"((?:[{HAN_CLASS}]{{2,4}}(?:[ 　、，,/]+|$))+)") if self.t.before else None)
+        self.item_re = re.compile(f"[{HAN_CLASS}]{{2,4}}")
         self.common_surnames = frozenset(self.t.ordered_single[:cfg.name_common_surnames])
         self.whitelist_max = max(map(len, self.t.whitelist), default=0)
         self.compound_lens = sorted({len(c) for c in self.t.compound}, reverse=True)
@@ -233,10 +237,10 @@ class NameTagger:
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the person names in `text`: well-known people from the names
         resource, and names the tagger finds where the gate opens; none a listed non-name."""
-        spans = self.known_spans(text)
+        spans = self.known_spans(text) + self._listed_after_title(text)
         if self.may_hold_name(text):
             self.tagged += 1
-            spans += self.tag(text)
+            spans += [(a, b) for a, b in self.tag(text) if not self._unlikely(text, a, b)]
         out: list[tuple[int, int]] = []
         for a, b in sorted(spans, key=lambda ab: (ab[0] - ab[1], ab[0])):  # longest first
             if all(b <= x or a >= y for x, y in out) and not self.vetoed(text, a, b):
@@ -257,12 +261,13 @@ class NameTagger:
         return out
 
     def _name_word_from(self, text: str, a: int, b: int) -> int:
-        """End of the longest dictionary name word starting at a and reaching past b ('林黛' ->
-        '林黛玉'), or b."""
+        """End of the longest dictionary name word starting at a and reaching past b through
+        given-name characters ('林黛' -> '林黛玉'; never '鲁迅' -> '鲁迅故居'), or b."""
         freq, tags = self._dict()
         for j in range(min(len(text), a + _MAX_WORD), b, -1):
             w = text[a:j]
-            if freq.get(w) and tags.get(w, "").startswith("nr") and w not in self.listed:
+            if (freq.get(w) and tags.get(w, "").startswith("nr") and w not in self.listed
+                    and self._given_only(text[b:j])):
                 return j
         return b
 
@@ -272,9 +277,55 @@ class NameTagger:
         freq, _tags = self._dict()
         for edge in (a, b):
             for i in range(max(0, edge - _MAX_WORD + 1), edge):
+                if i == a:
+                    continue  # a word the name starts ('鲁迅故居') is about the name
                 for j in range(edge + 1, min(len(text), i + _MAX_WORD) + 1):
                     w = text[i:j]
                     if self._is_common_word(w) or (len(w) > 2 and freq.get(w) and w not in self.t.known):
+                        return True
+        return False
+
+    def _listed_after_title(self, text: str) -> list[tuple[int, int]]:
+        """Names listed after a title and a colon: each item that starts with a surname and is
+        no common word."""
+        if self.list_re is None or ("：" not in text and ":" not in text):
+            return []
+        self._dict()
+        out = []
+        for m in self.list_re.finditer(text):
+            for item in self.item_re.finditer(m.group(1)):
+                a, b = m.start(1) + item.start(), m.start(1) + item.end()
+                if self._surname_at(text, a) > 0 and not self._is_common_word(item.group()):
+                    out.append((a, b))
+        return out
+
+    def _unlikely(self, text: str, a: int, b: int) -> bool:
+        """A found span without a title beside it that reads as a place ('万春亭', a pavilion), as
+        a surname before a common word ('韩美军'), or as two characters a frequent word runs across
+        ('韩美' of '驻韩美军')."""
+        if self._titled(text, a, b):
+            return False
+        if text[b - 1] in _PLACE_ENDINGS:
+            return True
+        n = self._surname_at(text, a)
+        if n > 0 and b - n > 1 and self._is_common_word(text[n:b]):
+            return True  # '韩' + '美军'
+        return b - a == 2 and self._crossed_by_common(text, a, b)
+
+    def _titled(self, text: str, a: int, b: int) -> bool:
+        """Whether a title or role word stands right before or after the span."""
+        p = a
+        while p > 0 and text[p - 1] in _SEPARATOR_CHARS:
+            p -= 1
+        if any(text[max(0, p - n):p] in self.t.before for n in range(1, 5)):
+            return True
+        return self.after_re is not None and self.after_re.match(text, b) is not None
+
+    def _crossed_by_common(self, text: str, a: int, b: int) -> bool:
+        for edge in (a, b):
+            for i in range(max(0, edge - _MAX_WORD + 1), edge):
+                for j in range(edge + 1, min(len(text), i + _MAX_WORD) + 1):
+                    if self._is_common_word(text[i:j]):
                         return True
         return False
 
