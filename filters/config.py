@@ -70,6 +70,7 @@ class TextRulesConfig:
     # particle such as 吗/呢/很), and Japanese otherwise ('京都嵐山の竹林'; '夏日の小清新' too,
     # written the same way as Japanese '春日の桜').
     chinese_kana: str = "の"
+    # At most this many of those kana in a caption that counts as Chinese.
     chinese_kana_max: int = 2
     # Japanese-only kanji (shinjitai, kokuji: 駅, 桜, 満) share of the Han characters at or above
     # which a caption without kana is Japanese ('東京駅'); below it but above zero, the model decides.
@@ -119,10 +120,12 @@ class TextRulesConfig:
     name_whitelist_file: str = ""
     name_context_file: str = ""
     # Well-known people masked wherever they stand as a word (scientists, writers, athletes,
-    # singers, actors, historical and fictional figures), and name-like places, dishes, animals and
-    # cars never masked: built offline by `python -m filters.names_resource` from THUOCL (MIT) and
-    # jieba's dictionary ("" = bundled known_names.txt / not_names.txt).
+    # singers, actors, historical and fictional figures): built offline by
+    # `python -m filters.names_resource` from THUOCL (MIT) filtered with jieba's dictionary
+    # ("" = bundled known_names.txt).
     known_names_file: str = ""
+    # Name-like places, dishes, animals and cars that are never masked ('张家界', '宫保鸡丁', '金毛'),
+    # built with the known names ("" = bundled not_names.txt).
     not_names_file: str = ""
     # Names added to the known names (your own well-known people).
     known_names_extra: list[str] = field(default_factory=list)
