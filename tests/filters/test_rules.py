@@ -260,3 +260,19 @@ def test_config_imports_no_rule():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not any(m and m.startswith("filters") for m in imported), imported
+
+
+def test_well_known_people_masked_and_name_like_things_not():
+    """Known people from the names resource are masked wherever they stand as words; brands,
+    companies, places, dishes and breeds that look like names are not."""
+    names = {"袁隆平在稻田里查看水稻长势": "<人名>在稻田里查看水稻长势",
+             "鲁迅故居门前的石板路": "<人名>故居门前的石板路",
+             "徐志摩再别康桥手稿": "<人名>再别康桥手稿",
+             "林黛玉葬花图": "<人名>葬花图",
+             "姚明和刘翔同台领奖": "<人名>和<人名>同台领奖",
+             "主演：杨幂 赵又廷": "主演：<人名> <人名>"}
+    things = ["樂高積木拼装城堡", "华坚鞋业的生产车间", "金毛犬在草地上奔跑", "宫保鸡丁的家常做法",
+              "望子成龙的家长们", "车水马龙的街道", "驻韩美军基地", "景山万春亭前的游客"]
+    s, _ = run(list(names) + things)
+    assert [x.text for x in s[:len(names)]] == list(names.values())
+    assert not any("<人名>" in x.text for x in s[len(names):]), [x.text for x in s[len(names):]]
