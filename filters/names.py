@@ -132,16 +132,17 @@ class NameTagger:
         self.whitelist_max = max(map(len, self.t.whitelist), default=0)
         self.compound_lens = sorted({len(c) for c in self.t.compound}, reverse=True)
         self.compound_heads = frozenset(c[:2] for c in self.t.compound)
-        self.known = ahocorasick.Automaton()
+        # One pass finds both well-known people and the transliterated parts that need a person
+        # word beside them: a pass costs about the same for any number of words.
+        # Values are ints (2 * length + 1 for a part), stored natively: 190,000 words load fast.
+        self.known = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        for w in self.t.context:
+            self.known.add_word(w, 2 * len(w) + 1)
         for w in self.t.known:
-            self.known.add_word(w, len(w))
+            self.known.add_word(w, 2 * len(w))
         if len(self.known):
             self.known.make_automaton()
-        self.context = ahocorasick.Automaton()
-        for w in self.t.context:
-            self.context.add_word(w, len(w))
-        if len(self.context):
-            self.context.make_automaton()
+        self.has_context = bool(self.t.context)
         # Characters that end transliterated names (尔, 斯, 特, 恩...): the last characters of
         # the listed parts, seen at least this often there.
         ends: dict[str, int] = {}
@@ -265,14 +266,17 @@ class NameTagger:
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the person names in `text`: well-known people from the names
         resource, and names the tagger finds where the gate opens; none a listed non-name."""
-        spans = self.known_spans(text) + self._listed_after_title(text) + self._speaker(text)
+        found = list(self.known.iter(text)) if len(self.known) and len(text) > 1 else []
+        spans = self.known_spans(text, found) + self._listed_after_title(text) + self._speaker(text)
         if self.may_hold_name(text):
             self.tagged += 1
             spans += [(a, b) for a, b in self.tag(text) if not self._unlikely(text, a, b)]
-        out = self._select(text, spans)
-        if len(self.context):
-            out = self._select(text, out + self.context_spans(text, out))
-        return self._repeats(text, out)
+        out = self._select(text, spans) if spans else []
+        if self.has_context and found:
+            extra = self.context_spans(text, out, found)
+            if extra:
+                out = self._select(text, out + extra)
+        return self._repeats(text, out) if out else out
 
     def _select(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Non-overlapping spans, longest first, none vetoed."""
@@ -298,14 +302,19 @@ class NameTagger:
                 start = text.find(name, end)
         return sorted(out)
 
-    def context_spans(self, text: str, found: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    def context_spans(self, text: str, found: list[tuple[int, int]], hits_ac=None) -> list[tuple[int, int]]:
         """Transliterated name parts (保罗, 罗斯, 凯西) where a person word stands beside them: a
         title or role before or after ('总统特朗普', '教练凯西'), a person verb after ('孔蒂说'), a
         '·' or another name part joined to them ('韦德安东尼', '保罗·沃克'), or a name found
         elsewhere joined by 和/与/、 ('姚明和易建联')."""
+        if hits_ac is None:
+            hits_ac = list(self.known.iter(text)) if len(self.known) and len(text) > 1 else []
+        raw = [(end, v >> 1) for end, v in hits_ac if v & 1]
+        if not raw:
+            return []
         freq, _tags = self._dict()
         hits = []
-        for end, n in self.context.iter(text):
+        for end, n in raw:
             a, b = end + 1 - n, end + 1
             # A longer transliteration the list lacks runs on ('麦凯' + '恩', '杜兰' + '特'): the span
             # takes its syllables, so no part of the name is left showing.
@@ -361,12 +370,15 @@ class NameTagger:
                 return True
         return False
 
-    def known_spans(self, text: str) -> list[tuple[int, int]]:
-        """Well-known people standing as words: the longest matches that no common word crosses."""
-        if not len(self.known) or len(text) < 2:
-            return []
-        hits = sorted(((end + 1 - n, end + 1) for end, n in self.known.iter(text)),
+    def known_spans(self, text: str, found=None) -> list[tuple[int, int]]:
+        """Well-known people standing as words: the longest matches that no common word crosses.
+        `found`: the automaton's hits on `text`, if the caller has them."""
+        if found is None:
+            found = list(self.known.iter(text)) if len(self.known) and len(text) > 1 else []
+        hits = sorted(((end + 1 - n, end + 1) for end, v in found if not v & 1 for n in (v >> 1,)),
                       key=lambda ab: (ab[0] - ab[1], ab[0]))
+        if not hits:
+            return []
         out: list[tuple[int, int]] = []
         for a, b in hits:
             b = self._name_word_from(text, a, b)
