@@ -54,6 +54,14 @@ _HAN_ONLY = re.compile(r"^[\u4e00-\u9fff]+$")
 _PROPER_TAGS = ("nr", "ns", "nz", "nt")
 # A two-character entry that jieba knows this often under another tag is an ordinary word.
 COMMON_FREQ = 100
+# jieba tags of time and number words: an entry so tagged is never taken for a person, however rare.
+_TIME_TAGS = frozenset({"t", "tg", "m", "mq"})
+
+
+def _time_word(w: str, tags: dict) -> bool:
+    """A time or number word that opens with one ('五月天' is also 'a May day'); jieba's tag on
+    the whole word alone is not trusted (it tags '周恩来' t)."""
+    return tags.get(w, "") in _TIME_TAGS and tags.get(w[:2], "") in _TIME_TAGS
 NOT_NAME_LEXICONS = ("diming", "food", "animal", "car")
 OTHER_LEXICONS = ("chengyu", "IT", "caijing", "medical", "law", "poem")
 
@@ -100,6 +108,8 @@ def build(thuocl: Path, hanlp: Path | None = None, cnc: Path | None = None,
             continue
         tag = tags.get(w, "")
         if len(w) == 2 and tag and not tag.startswith(_PROPER_TAGS) and freq.get(w, 0) >= COMMON_FREQ:
+            continue
+        if _time_word(w, tags):
             continue
         # Two characters without a surname are a name only where jieba knows them as a proper
         # noun ('普京'); otherwise they are too often a fragment of other words ('光初', '子建').
@@ -181,6 +191,8 @@ class _AddedFilter:
 
     def _ordinary(self, w: str) -> bool:
         tag = self.tags.get(w, "")
+        if _time_word(w, self.tags):
+            return True
         return w in self.vetoed or (w in self.words and w not in self.proper) or (
             bool(self.freq.get(w)) and not tag.startswith("nr") and (len(w) == 2 or self.freq[w] >= 20))
 
