@@ -41,7 +41,7 @@ def run_pretrain(train_shards: str, output: str | Path, cfg: WukongConfig, val_s
         from train.loop import run_training
         summary = run_training(**kwargs)
     else:
-        from train.distributed import run_with_ray_train
+        from train.ray_launcher import run_with_ray_train
         init_ray(cfg.ray)
         summary = run_with_ray_train(kwargs, num_workers=max(1, t.num_workers), use_gpu=t.use_gpu,
                                      cpus_per_worker=t.cpus_per_worker, storage_path=str(out / "ray_train"),
