@@ -82,7 +82,7 @@ def test_find_cycle_reports_a_circle_and_passes_a_tree():
 def test_train_modules_import_without_a_circle():
     graph = import_graph()
     # The parser sees the edges that exist (so an empty graph cannot pass): lazy ones too.
-    assert "train.distributed" in graph["train.loop"] and "train.loop" in graph["train.ray_launcher"]
+    assert "train.setup" in graph["train.loop"] and "train.loop" in graph["train.ray_launcher"]
     assert "train.model" in graph["train.checkpoint"]  # imported inside restore_model
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
     assert graph["train.distributed"] == set()
