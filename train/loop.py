@@ -26,10 +26,10 @@ import torch
 from train.checkpoint import FORMAT, write_checkpoint
 from train.data import StreamSpec, make_loader, normalize_images
 from train.model import count_parameters
-from train.progress import ProgressLog, steady_rate
+from train.progress import LogHook, ProgressLog, steady_rate
 from train.setup import MODEL_KEYS, TrainError, TrainRun, setup_run
 
-__all__ = ["MODEL_KEYS", "TrainError", "run_training"]
+__all__ = ["MODEL_KEYS", "LogHook", "TrainError", "run_training"]
 
 
 @dataclass
@@ -67,15 +67,21 @@ class RunState:
 
 
 def run_training(train_cfg: dict, train_shards: str, output: str, val_shards: str | None = None,
-                 resume: str | None = None, eval_cfg: dict | None = None) -> dict:
-    """Train as configured; returns the run summary (the same dict on every rank; rank 0 adds val)."""
+                 resume: str | None = None, eval_cfg: dict | None = None, on_log: LogHook | None = None) -> dict:
+    """Train as configured; returns the run summary (the same dict on every rank; rank 0 adds val).
+
+    `on_log(step, metrics)` is called in the rank-0 process on the logging cadence (`log_every`) and
+    at the run's last step; `metrics` holds loss, lr, temperature, samples_per_s, data_wait_fraction
+    and steps_since_last_log. Under Ray Train it travels pickled: give a module-level function.
+    """
     run = setup_run(train_cfg, train_shards, output, resume, eval_cfg)
-    logger = ProgressLog(run.output, run.ctx, run.length.total_steps,
-                         run.state["position"]["step"] if run.resumed else 0)
     st = RunState.start(run)
+    logger = ProgressLog(run.output, run.ctx, run.length.total_steps, st.pos["step"], on_log, st.counters)
     run.ddp.train()
     while not finished(run, st):
         train_epoch(run, st, logger)
+    if st.losses:
+        logger.last_step(st.pos["step"], step_metrics(run, st))
     if st.pos["step"] != st.last_ckpt_step or not run.resumed:
         save_checkpoint(run, st)
     logger.close()
