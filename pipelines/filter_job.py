@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from filters import reasons
 from filters.config import FilterConfig
 from filters.partition import KEY_COL, REASON_COL, annotate, text_rules_for
+from filters.rules import problems as text_rule_problems
 from filters.tables import InputError, Partition, file_fingerprint, plan, read_partition
 from pipelines.config import WukongConfig
 from pipelines.ray_runtime import cluster_cpus, init_ray
@@ -190,7 +191,7 @@ def run_filter(inputs, output, cfg: WukongConfig, rules: str = "all") -> dict:
 
     fcfg = cfg.filter
     text_rules_for(fcfg, rules)  # validates `rules`
-    problems = fcfg.text.problems()
+    problems = text_rule_problems(fcfg.text)
     if problems:
         raise InputError(problems[0])
     inputs = [str(i) for i in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]
