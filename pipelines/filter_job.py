@@ -10,10 +10,11 @@ Three kinds of Ray task, the driver holding only one small entry per partition:
   schema and writes the partition's part of OUT/kept/ and OUT/rejected/ (`shards.parts`, part
   number = partition number, so part key ranges follow the input files), then a marker.
 
-The driver publishes the two manifests, then stats.json, then removes OUT/_work/. A rerun first
-unpublishes them, then redoes only what a killed run left missing (no stats file: `filter`; no
-valid marker or a part file gone: `filter-write`); every step is deterministic, so the output is
-the one an uninterrupted run writes.
+The driver publishes the two manifests, then stats.json, then removes OUT/_work/. A rerun of a
+finished run (same partitions and configuration, every part in place) returns its stats. Any other
+rerun first unpublishes them, then redoes only what a killed run left missing (no stats file:
+`filter`; no valid marker or a part file gone: `filter-write`); every step is deterministic, so
+the output is the one an uninterrupted run writes.
 """
 
 from __future__ import annotations
@@ -308,6 +309,15 @@ def run_filter(inputs, output, cfg: WukongConfig, rules: str = "all") -> dict:
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     parts = plan(inputs, fcfg.caption_col, max(1, fcfg.rows_per_partition))
+    digest = _config_digest(fcfg, rules)
+    fps = [_fingerprint(p, fcfg, rules, digest) for p in parts]
+    # What every marker of this run carries: the partitions and configuration (which decide the
+    # too-frequent set and the schema); also recorded in stats.json once the output is complete.
+    run = hashlib.sha256(json.dumps([fps, digest]).encode()).hexdigest()[:16]
+    finished = _finished_output(output, run)
+    if finished is not None:
+        log.info("filter: %s already holds this run's complete output", output)
+        return finished
     _unpublish(output)
     remove_stale_temporaries(output)
     work = output / WORK_DIR
@@ -317,8 +327,6 @@ def run_filter(inputs, output, cfg: WukongConfig, rules: str = "all") -> dict:
     t0 = time.perf_counter()
 
     init_ray(cfg.ray)
-    digest = _config_digest(fcfg, rules)
-    fps = [_fingerprint(p, fcfg, rules, digest) for p in parts]
     task = ray.remote(filter_partition).options(name=STAGE)
     results = ray.get([task.remote(p, fcfg, rules, str(work), fp, jieba_dir) for p, fp in zip(parts, fps)])
     part_stats = [s for s, _ in results]
@@ -335,9 +343,6 @@ def run_filter(inputs, output, cfg: WukongConfig, rules: str = "all") -> dict:
 
     annotated_schema = _unified_schema([results[i][1] for i in readable]) if readable else \
         pa.schema([(fcfg.caption_col, pa.string()), (REASON_COL, pa.string()), (DETAIL_COL, pa.string())])
-    # What every marker of this run must carry: the partitions and configuration (which decide the
-    # too-frequent set and the schema) and each partition's place.
-    run = hashlib.sha256(json.dumps([fps, digest]).encode()).hexdigest()[:16]
     write = ray.remote(write_partition).options(name=f"{STAGE}-write")
     frequent_ref = ray.put(frequent)
     written = ray.get([write.remote(i, fps[i], str(work), str(output), frequent_ref, annotated_schema, run,
@@ -356,9 +361,26 @@ def run_filter(inputs, output, cfg: WukongConfig, rules: str = "all") -> dict:
     counts.update(moved)
     counts[KEPT] -= sum(moved.values())
     stats = _funnel(counts, part_stats, len(frequent), inputs, rules, time.perf_counter() - t0)
+    stats["run"] = run
     write_json_atomic(output / STATS_FILE, stats)
     _remove_work(work)
     log.info("filter: %d rows in, %d kept, %d rejected", stats["rows_in"], stats["kept"], stats["rejected"])
+    return stats
+
+
+def _finished_output(output: Path, run: str) -> dict | None:
+    """The stats of a complete output of this very run (same partitions and configuration, both
+    manifests and every part they list in place), else None: a rerun then has nothing to do."""
+    try:
+        stats = json.loads((output / STATS_FILE).read_text(encoding="utf-8"))
+        if stats.get("run") != run:
+            return None
+        for name in (KEPT, REJECTED):
+            listed = shard_parts.read_manifest(output / name)
+            if not all(Path(p).is_file() for p in listed.paths()):
+                return None
+    except (OSError, ValueError):
+        return None
     return stats
 
 

@@ -146,6 +146,13 @@ def test_rerun_after_crash_rewrites_only_what_is_missing(ray_local, tmp_path, mo
     assert untouched.stat().st_mtime_ns == mtime  # its marker held: not rewritten
     assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in first.items() if k != "seconds"}
     assert not list(out.rglob("*.tmp")) and not work.exists()
+    # Once finished, a rerun has nothing to do; with a part gone, it writes that part again.
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert run_filter([str(raw)], out, cfg) == again
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == mtimes
+    (out / "kept" / "part-00003.parquet").unlink()
+    run_filter([str(raw)], out, cfg)
+    assert _snapshot(out) == before
 
 
 def test_rerun_with_fewer_inputs_publishes_only_its_parts(ray_local, tmp_path):
