@@ -20,7 +20,7 @@ export PYTHONUNBUFFERED := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help install test test-slow test-all demo crawl download filter dedup shards pretrain eval \
-        bench bench-ingest bench-crawl bench-filters bench-dedup bench-train dashboard dashboard-stop config-doc clean
+        bench bench-ingest bench-crawl bench-filters bench-filter-stage bench-dedup bench-train dashboard dashboard-stop config-doc clean
 
 help:
 	@echo "make demo       the whole pipeline on the bundled demo web (crawl, filter, dedup, shards, pretrain, eval)"
@@ -69,7 +69,7 @@ filter: $(STAMP)
 	$(WUKONG) filter $(OUT)/crawl/raw --output $(OUT)/filter $(CONFIG_ARGS)
 
 dedup: $(STAMP)
-	$(WUKONG) dedup $(OUT)/crawl/raw --kept $(OUT)/filter/kept.parquet --output $(OUT)/dedup $(CONFIG_ARGS)
+	$(WUKONG) dedup $(OUT)/crawl/raw --kept $(OUT)/filter --output $(OUT)/dedup $(CONFIG_ARGS)
 
 shards: filter dedup
 	$(WUKONG) shards $(OUT)/crawl/raw --filter $(OUT)/filter --dedup $(OUT)/dedup --output $(OUT)/shards $(CONFIG_ARGS)
@@ -81,7 +81,7 @@ pretrain: $(STAMP)
 eval: $(STAMP)
 	$(WUKONG) eval retrieval --checkpoint $(OUT)/model/checkpoints/latest.pt --shards $(OUT)/shards/val $(CONFIG_ARGS)
 
-bench: bench-ingest bench-crawl bench-filters bench-dedup bench-train
+bench: bench-ingest bench-crawl bench-filters bench-filter-stage bench-dedup bench-train
 
 bench-ingest: $(STAMP)
 	$(PY) bench/ingest.py
@@ -89,6 +89,8 @@ bench-crawl: $(STAMP)
 	$(PY) bench/crawl.py
 bench-filters: $(STAMP)
 	$(PY) bench/filters.py
+bench-filter-stage: $(STAMP)
+	$(PY) bench/filter_stage.py
 bench-dedup: $(STAMP)
 	$(PY) bench/dedup.py
 bench-train: $(STAMP)

@@ -3,7 +3,7 @@
 Layout under OUTPUT (`OUT/crawl`):
 - `discover/plan.json`, `discover/part-NNNNN/` (journal, partition candidates, stats): resume state
 - `candidates/part-NNNNN.parquet`: candidates of the run, deduplicated by URL across partitions
-- `candidates_filtered/kept.parquet`, `rejected.parquet`: the text rules on the candidates
+- `candidates_filtered/kept/`, `rejected/` (parts + manifest): the text rules on the candidates
 - `raw/`: downloaded raw shards; `demo_web/`: the demo site when no target was given
 - `stats.json`: the funnel of the whole run.
 
@@ -312,15 +312,17 @@ def _load_queries(path: str) -> list[str]:
 def _filter_and_download(out: Path, cfg: WukongConfig) -> dict:
     from pipelines.download_job import run_download
     from pipelines.filter_job import run_filter
+    from shards.parts import open_parts
 
     cand_files = sorted(str(p) for p in (out / "candidates").glob("part-*.parquet"))
     stats: dict = {}
     if not cand_files:
         return {"filter": {"input": 0}, "download": {"input": 0}}
     stats["filter"] = run_filter(cand_files, out / "candidates_filtered", cfg, rules="text")
-    kept = out / "candidates_filtered" / "kept.parquet"
+    # The kept candidates: the filter's parts (or a single kept.parquet written by an earlier version).
+    kept = open_parts(out / "candidates_filtered", "kept").paths()
     if not cfg.download.save_additional_columns:
         cfg = dataclasses.replace(cfg, download=dataclasses.replace(
             cfg.download, save_additional_columns=["page_url", "query"]))
-    stats["download"] = run_download([str(kept)], out / "raw", cfg)
+    stats["download"] = run_download(kept, out / "raw", cfg)
     return stats
