@@ -110,6 +110,27 @@ def test_one_partition_to_one_shard(tmp_path, server):
     assert (rotated["original_width"], rotated["original_height"]) == (h, w)
 
 
+def test_hostile_rows_keep_what_they_have_in_the_index(tmp_path, server):
+    """An ICO image is a sample; a CSV row without its caption field is indexed with its URL and raw
+    line, never fetched; both among good rows that are unaffected."""
+    from tests.crawler import images
+    server.add("icon.ico", images.encode(images.photo(300, 300, seed=3), "ICO", sizes=[(256, 256)]),
+               "image/x-icon")
+    good, icon, bare = (server.url("/img/good0.jpg?h=0"), server.url("/img/icon.ico?h=1"),
+                        server.url("/img/good1.jpg?h=2"))
+    (tmp_path / "h.csv").write_text(f"url,caption\n{good},好\n{icon},图标\n{bare}\n", encoding="utf-8")
+    cfg = _dl()
+    part, = plan_partitions([scan_file(tmp_path / "h.csv", cfg)], cfg.rows_per_shard)
+    before = len(server.requests)
+    stats = ingest_partition(part, tmp_path / "out", cfg)
+    rows = {r["url"]: r for r in pq.read_table(tmp_path / "out" / "00000.parquet").to_pylist()}
+    assert stats["by_status"] == {"success": 2, "failed": 1}
+    assert rows[icon]["status"] == "success" and rows[icon]["format"] == "ICO"
+    assert rows[bare]["status"] == "failed" and rows[bare]["error"] == "malformed_row"
+    assert bare in rows[bare]["error_message"] and rows[bare]["source_row"] == 2
+    assert not any("h=2" in path for path in server.requests[before:]), "a malformed row is not fetched"
+
+
 def test_failing_progress_reports_cost_no_sample(tmp_path, server):
     expected = corpus.write_wukong_csv(tmp_path / "w.csv", server, rows=40, bad_every=4, tag="&p=1")
     cfg = _dl(progress_interval=0.0, inline_decode_max_bytes=0)  # every body through the thread pool
