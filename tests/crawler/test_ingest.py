@@ -93,8 +93,10 @@ def test_one_partition_to_one_shard(tmp_path, server):
     cfg = _dl(rows_per_shard=1000)
     part, = plan_partitions([scan_file(tmp_path / "wukong_100m_0.csv", cfg)], cfg.rows_per_shard)
     reports = []
-    stats = ingest_partition(part, tmp_path / "out", cfg, progress=lambda d, o: reports.append((d, o)))
-    assert sum(d for d, _ in reports) == 130
+    stats = ingest_partition(part, tmp_path / "out", cfg, progress=reports.append)
+    assert sum(r.rows for r in reports) == 130 and sum(r.successes for r in reports) == 104
+    assert sum(r.bytes for r in reports) == stats["bytes_downloaded"] > 0
+    assert sum((r.errors for r in reports), Counter()) == Counter(stats["by_error"])
     _check_exactly_once(tmp_path / "out", expected, server.good)
     index = pq.read_table(tmp_path / "out" / "00000.parquet").to_pylist()
     assert [r["key"] for r in index] == [make_key(0, i) for i in range(130)]
@@ -136,7 +138,7 @@ def test_failing_progress_reports_cost_no_sample(tmp_path, server):
     cfg = _dl(progress_interval=0.0, inline_decode_max_bytes=0)  # every body through the thread pool
     part, = plan_partitions([scan_file(tmp_path / "w.csv", cfg)], cfg.rows_per_shard)
 
-    def broken(done: int, ok: int) -> None:
+    def broken(delta) -> None:
         raise ValueError("metrics backend down")
 
     stats = ingest_partition(part, tmp_path / "out", cfg, progress=broken)
