@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 RECORD_FILE = "wukong_head.json"
 # Older releases recorded only the address, in this file; kept so runs attach to either.
 HEAD_ADDRESS_FILE = "head_address"
+# Where `ray start` writes the address that "auto" means in a temp dir (ray._private.utils).
+RAY_CURRENT_CLUSTER_FILE = "ray_current_cluster"
 # Signalled before the others, while the GCS still answers: the raylet ends its own workers (as
 # Ray's own shutdown does), and the autoscaler monitor reports its end to the GCS, which it would
 # otherwise wait for until SIGKILL.
@@ -98,6 +100,14 @@ def write_record(temp_dir: Path, rec: HeadRecord) -> None:
 
 
 def remove_record(temp_dir: Path) -> None:
+    """The head's files: its record, and Ray's "current cluster" file when it names this head."""
+    rec = read_record(temp_dir)
+    current = temp_dir / RAY_CURRENT_CLUSTER_FILE
+    try:
+        if rec is not None and current.read_text().strip() == rec.address:
+            current.unlink()
+    except OSError:
+        pass
     record_path(temp_dir).unlink(missing_ok=True)
     (temp_dir / HEAD_ADDRESS_FILE).unlink(missing_ok=True)
 
@@ -194,6 +204,7 @@ def start_head(cfg: RayConfig, temp_dir: Path, env: dict[str, str]) -> HeadRecor
     every process of the head (RAY_PROMETHEUS_HOST, ...). Raises HeadError after undoing a failure."""
     import ray._private.node
     import ray._private.parameter
+    import ray._private.utils
     from ray._private import services
     from ray._private.resource_isolation_config import ResourceIsolationConfig
 
@@ -221,6 +232,10 @@ def start_head(cfg: RayConfig, temp_dir: Path, env: dict[str, str]) -> HeadRecor
         # Not shut down at our exit (the head outlives this command); no reaper process either.
         node = ray._private.node.Node(params, head=True, shutdown_at_exit=False, spawn_reaper=False)
         started = time.time()
+        # As `ray start` does: "auto" in this temp dir means this head. The job supervisor resolves
+        # a submitted driver's RAY_ADDRESS that way; without the file Ray would pick any GCS running
+        # on the machine, another user's included.
+        ray._private.utils.write_ray_address(node.gcs_address, str(temp_dir))
         dashboard_url = f"http://{_url_host(host)}:{dashboard_port}"
         timeout = cfg.head_start_timeout_s
         _wait_until(lambda: _http_ok(f"{dashboard_url}/api/version"), timeout, f"dashboard at {dashboard_url}")
