@@ -258,32 +258,21 @@ def short_tmp():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _kill_session(marker: Path) -> None:
-    """SIGKILL every process whose command line or environment names this run's Ray temp dir: the
-    processes this test started (Ray workers sit in process groups of their own and rename themselves)."""
-    needle = str(marker).encode()
-    for _ in range(3):
-        pids = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) != os.getpid():
-                try:
-                    with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                        found = needle in fh.read()
-                    if not found:
-                        with open(f"/proc/{entry}/environ", "rb") as fh:
-                            found = needle in fh.read()
-                except OSError:
-                    continue
-                if found:
-                    pids.append(int(entry))
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if not pids:
-            return
-        time.sleep(0.5)
+def _crash(pid: int) -> None:
+    """SIGKILL a driver and every process under it (the Ray it started, whose workers sit in process
+    groups of their own): found through the process tree, frozen first so none spawns meanwhile."""
+    from pipelines import processes
+    tree = processes.with_descendants([processes.record(pid, "driver")])
+    for rec in tree:
+        if (proc := processes.live(rec)) is not None:
+            proc.send_signal(signal.SIGSTOP)
+    tree = processes.with_descendants(tree)
+    for rec in tree:
+        if (proc := processes.live(rec)) is not None:
+            proc.send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(processes.live(r) for r in tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -295,7 +284,7 @@ def test_cli_killed_midway_then_rerun_is_exactly_once(tmp_path, server, short_tm
             "--set", "ray.num_cpus=2", "--set", "download.rows_per_shard=100", "--set", "download.concurrency=8",
             "--set", "download.total_timeout=4", "--set", "download.read_timeout=2", "--set", "download.retries=1",
             "--set", "download.backoff_base=0.05", "--set", "download.max_bytes=2000000"]
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", WUKONG_TEST_RUN=str(short_tmp))
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen([sys.executable, "-m", "pipelines", "download", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "killed.log", "w"), start_new_session=True)
@@ -304,9 +293,8 @@ def test_cli_killed_midway_then_rerun_is_exactly_once(tmp_path, server, short_tm
         while time.monotonic() < deadline and len(list(out.glob("*.parquet"))) < 2 and proc.poll() is None:
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started: a crash, mid-run
+        _crash(proc.pid)  # the driver and the Ray it started, mid-run
         proc.wait()
-        _kill_session(short_tmp)  # Ray workers run in process groups of their own
     # Nothing may complete after the crash: the count is stable.
     done_at_kill = len(list(out.glob("[0-9]*.parquet")))
     time.sleep(2)
