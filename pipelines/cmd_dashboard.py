@@ -59,7 +59,11 @@ def start(cfg) -> int:
         _say(f"Ray head already running at {rec.address}; dashboard: {rec.dashboard_url}")
         return 0
     if rec is not None:
-        remove_record(temp_dir)  # a head that ended without `stop` (reboot, kill)
+        # A head that ended without `stop` (a crash, a kill): end what is left of it, then forget it.
+        left = [p for p, how in stop_head(rec, cfg.ray.stop_timeout_s) if how != processes.GONE]
+        if left:
+            _say(f"ended {len(left)} leftover processes of the previous head of {temp_dir}")
+        remove_record(temp_dir)
     temp_dir.mkdir(parents=True, exist_ok=True)
     env = _head_env(cfg)
     own_prometheus = cfg.ray.prometheus and prometheus.program() is not None and "RAY_PROMETHEUS_HOST" not in os.environ
