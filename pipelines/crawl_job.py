@@ -41,6 +41,8 @@ from shards.atomic import write_json_atomic, write_parquet_atomic
 log = logging.getLogger(__name__)
 
 PLAN_FILE = "plan.json"
+# Ray task name of a discovery partition (the dashboard's row for the stage).
+CRAWL_STAGE = "crawl"
 # Ray retries a partition task that raised once more before the run reports it as failed.
 _PARTITION_RETRIES = 1
 
@@ -109,13 +111,27 @@ def _plan(disc_dir: Path, inputs: dict, ccfg: CrawlConfig, parallel: int) -> lis
 
 
 def _partition_task():
+    """The discovery task, named by its stage (`crawl`): one dashboard row for all partitions; the
+    partition is in its argument, its log lines and its counters' `partition` label."""
     import ray
 
     @ray.remote(num_cpus=1, max_retries=_PARTITION_RETRIES, retry_exceptions=True)
     def crawl_partition(spec_json: str) -> dict:
-        from crawler.discover import run_partition_subprocess
+        from crawler.discover import JOURNAL_FILE, run_partition_subprocess
+        from pipelines.crawl_metrics import JournalCounter, count_partition_end
+        from pipelines.ray_runtime import task_logging
 
-        return run_partition_subprocess(PartitionSpec.from_json(spec_json))
+        task_logging()
+        spec = PartitionSpec.from_json(spec_json)
+        label = f"{spec.partition:05d}"
+        log.info("%s: partition %s (%d queries, %d start URLs) starts", CRAWL_STAGE, label, len(spec.queries),
+                 len(spec.start_urls))
+        with JournalCounter(Path(spec.workdir) / JOURNAL_FILE, label) as counter:
+            stats = run_partition_subprocess(spec)
+        if not stats.get("skipped_complete"):
+            count_partition_end(stats, label)
+        log.info("%s: partition %s done: %s", CRAWL_STAGE, label, counter.totals)
+        return stats
 
     return crawl_partition
 
@@ -216,7 +232,7 @@ def _run_partitions(specs: list[PartitionSpec], at_once: int) -> tuple[list[dict
     while todo or running:
         while todo and len(running) < at_once:
             s = todo.pop(0)
-            running[task.remote(s.to_json())] = s
+            running[task.options(name=CRAWL_STAGE).remote(s.to_json())] = s
         ready, _ = ray.wait(list(running), num_returns=1)
         for ref in ready:
             s = running.pop(ref)
