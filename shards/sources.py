@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shards.format import IMAGE_EXT, META_EXT, STATUS_SUCCESS, split_member_name
+from shards.parts import IncompleteOutput, Parts, open_parts
 
 INDEX_COLUMNS = ["key", "url", "caption", "status", "error", "width", "height", "original_width",
                  "original_height", "phash", "sha256"]
@@ -28,6 +29,41 @@ def raw_shard_indexes(raw_dirs) -> list[Path]:
             raise FileNotFoundError(f"raw shard directory not found: {d}")
         files.extend(sorted(p for p in d.glob("*.parquet") if p.stem.isdigit()))
     return files
+
+
+class MissingStageOutput(ValueError):
+    """A previous stage's output that cannot be read; the message says which stage to rerun."""
+
+
+def stage_output(base: str | Path, name: str, stage: str) -> Parts:
+    """`base/name/` (parts + manifest) or a legacy `base/name.parquet`, or a one-line error."""
+    try:
+        return open_parts(base, name)
+    except IncompleteOutput:
+        raise MissingStageOutput(f"{base}/{name}/ has no manifest: the {stage} run did not finish; "
+                                 f"rerun `wukong {stage}`") from None
+    except (FileNotFoundError, ValueError, OSError):
+        raise MissingStageOutput(f"no {name}/ or {name}.parquet in {stage} directory {base}: "
+                                 f"rerun `wukong {stage}`") from None
+
+
+def index_summary(path: str | Path) -> tuple[int, str | None, str | None]:
+    """(rows, smallest key, largest key) of a raw index from its parquet footer alone; keys are
+    None when the footer has no statistics, rows 0 when the file cannot be read."""
+    try:
+        meta = pq.read_metadata(path)
+        col = meta.schema.names.index("key")
+        lo = hi = None
+        for g in range(meta.num_row_groups):
+            st = meta.row_group(g).column(col).statistics
+            if st is None or not st.has_min_max:
+                return meta.num_rows, None, None
+            a, b = (v.decode("utf-8") if isinstance(v, bytes) else v for v in (st.min, st.max))
+            lo = a if lo is None or a < lo else lo
+            hi = b if hi is None or b > hi else hi
+        return meta.num_rows, lo, hi
+    except (OSError, ValueError, pa.ArrowException):
+        return 0, None, None
 
 
 def read_raw_index(path: str) -> tuple[pd.DataFrame | None, dict]:
