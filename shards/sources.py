@@ -87,6 +87,7 @@ def read_raw_index(path: str) -> tuple[pd.DataFrame | None, dict]:
 
 _BLOCK = tarfile.BLOCKSIZE
 _PLAIN_FILE = (b"0", b"\x00")
+_POSIX_MAGIC = b"ustar\x0000"
 
 
 class _NeedsTarfile(Exception):
@@ -115,7 +116,8 @@ def _scan_ustar(buf) -> tuple[list[tuple[str, int, int]], str | None]:
         head = buf[off:off + _BLOCK]
         if not head.strip(b"\x00"):
             return out, None  # end-of-archive marker
-        if head[257:262] != b"ustar" or head[156:157] not in _PLAIN_FILE:
+        # POSIX magic only: GNU headers ("ustar  ") reuse the prefix field for times.
+        if head[257:265] != _POSIX_MAGIC or head[156:157] not in _PLAIN_FILE:
             raise _NeedsTarfile
         if _octal(head[148:156]) != sum(head[:148]) + 256 + sum(head[156:]):
             raise _NeedsTarfile
