@@ -25,8 +25,9 @@ class ShardsConfig:
     plot_bins: int = 40
     # Caption lengths are counted exactly up to this many characters; longer ones in the last bin.
     plot_caption_max_chars: int = 512
-    # Image sizes are counted in square cells of this many pixels, up to plot_image_max_px a side.
+    # Image sizes (original width x height) are counted in square cells of this many pixels.
     plot_image_bin_px: int = 64
+    # Largest side counted in its own cells; larger sides fall in the last cell.
     plot_image_max_px: int = 4096
     # Most plan rows one shards-gather task holds (about 0.5 KB each in memory): sets the number of
     # gather groups, ceil(raw rows / gather_rows), before any row is read.

@@ -3,7 +3,10 @@
 A plan file (one per raw shard) has exactly one batch per gather group, empty ones included, so
 a shards-gather task reads its group from every plan file by batch number: one small read per
 plan file, no scan and no per-group files (P plan files x G groups would be 10^6 files at 100M).
-IPC keeps the batch offsets in the footer (24 bytes a batch); buffers are zstd-compressed.
+IPC keeps the batch offsets in the footer (24 bytes a batch). Plan files are not compressed:
+their batches are small (rows / groups) and read once each, where per-buffer decompression
+costs more than the bytes (measured: 0.2 ms a read plain, ~1 ms with zstd, ~0.4 with lz4; 390
+against 170-240 bytes a row on disk). Pieces are read whole by one writer: zstd.
 Files appear only complete (temporary name, fsync, rename), as every other output.
 """
 
@@ -16,20 +19,21 @@ import pyarrow as pa
 
 from shards.atomic import commit, tmp_path
 
-COMPRESSION = "zstd"
+PLAN_COMPRESSION = None
+PIECE_COMPRESSION = "zstd"
 
 
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
 
 
-def write_batches_atomic(path: str | Path, schema: pa.Schema, batches) -> int:
+def write_batches_atomic(path: str | Path, schema: pa.Schema, batches, compression: str | None) -> int:
     """Write `batches` (in order) as one IPC file; returns the file's size."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path(path)
     try:
-        options = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
+        options = pa.ipc.IpcWriteOptions(compression=compression)
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema, options=options) as writer:
             for b in batches:
                 writer.write_batch(b)
@@ -51,12 +55,13 @@ def write_grouped(path: str | Path, table: pa.Table, group: np.ndarray, groups: 
         for g in range(groups):
             n = int(counts[g])
             yield table.slice(int(starts[g]), n).to_batches()[0] if n else _empty_batch(table.schema)
-    return write_batches_atomic(path, table.schema, batches())
+    return write_batches_atomic(path, table.schema, batches(), PLAN_COMPRESSION)
 
 
 def write_table(path: str | Path, table: pa.Table) -> int:
     table = table.combine_chunks()
-    return write_batches_atomic(path, table.schema, table.to_batches() or [_empty_batch(table.schema)])
+    return write_batches_atomic(path, table.schema, table.to_batches() or [_empty_batch(table.schema)],
+                                PIECE_COMPRESSION)
 
 
 def read_group(path: str | Path, group: int) -> pa.RecordBatch:
@@ -64,7 +69,7 @@ def read_group(path: str | Path, group: int) -> pa.RecordBatch:
         reader = pa.ipc.open_file(source)
         if group >= reader.num_record_batches:
             raise ValueError(f"{path}: no group {group} ({reader.num_record_batches} batches): written for another plan")
-        # Decompressed into memory, so the batch outlives the mapping.
+        # Buffers keep their region of the mapping alive after the file is closed.
         return reader.get_batch(group)
 
 

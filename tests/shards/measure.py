@@ -4,7 +4,7 @@
         --data /tmp/shards-synth [--code DIR]   # DIR: another checkout to run instead (a reference)
 
 Writes the synthetic inputs once per size (`synth.py`, both layouts), runs the command in a
-subprocess and samples it from this process every 0.2 s: the driver's VmHWM and the PSS of its
+subprocess (in the checkout it measures, so `-m` imports that code) and samples it from this process every 0.2 s: the driver's VmHWM and the PSS of its
 process tree (Ray's daemons and workers included, this process excluded).
 """
 
@@ -41,7 +41,7 @@ def _hwm(pid: int) -> int:
 
 def measure(cmd: list[str], env: dict) -> dict:
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=env["PYTHONPATH"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = {"rss": 0, "pss": 0}
     me = frozenset({os.getpid()})
 
