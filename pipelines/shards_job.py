@@ -128,7 +128,10 @@ def _plan_inputs(files: list[Path], summaries, parts: dict) -> list[PlanInputs]:
 
 
 def _gather_calls(summary: PlanSummary, plan_dir: Path, gather_dir: Path, sps: int):
-    plan_files = summary.plan_files(lambda s: str(plan_dir / f"{s:05d}.arrow"))
+    import ray
+
+    # One copy of the plan file list in the object store (P paths), not one per gather task.
+    plan_files = ray.put(summary.plan_files(lambda s: str(plan_dir / f"{s:05d}.arrow")))
     offsets = summary.group_offsets()
     base = summary.digest()
     for g in range(summary.params.groups):

@@ -180,6 +180,7 @@ def _plan(inputs: PlanInputs, params: PlanParams, out_path: str) -> dict:
     ok = pc.fill_null(pc.equal(status, STATUS_SUCCESS), False)
     failed_errors = raw.filter(pc.invert(ok))["error"] if "error" in raw.column_names else pa.nulls(0, pa.string())
     reasons["ingest"] = _counts(e if e is not None else "unknown" for e in failed_errors.to_pylist())
+    raw = raw.set_column(raw.column_names.index("key"), "key", _column(raw, "key", pa.string()))
     keys_all = raw["key"]
     lo, hi = pc.min(keys_all).as_py(), pc.max(keys_all).as_py()
     t = raw.filter(ok)
@@ -195,6 +196,7 @@ def _plan(inputs: PlanInputs, params: PlanParams, out_path: str) -> dict:
     if inputs.kept is not None:
         kept = _read_parts(inputs.kept, lo, hi, ["key", "caption", "caption_original"]) if t.num_rows else None
         if kept is not None and kept.num_rows:
+            kept = kept.set_column(kept.column_names.index("key"), "key", _column(kept, "key", pa.string()))
             kept = kept.filter(_first_of_each_key(kept["key"]))
             at = pc.index_in(t["key"], value_set=kept["key"])
             mask = pc.is_valid(at)
@@ -213,7 +215,7 @@ def _plan(inputs: PlanInputs, params: PlanParams, out_path: str) -> dict:
         dec = _read_parts(inputs.decisions, lo, hi, ["key", "keep", "reason"]) if in_range else None
         if dec is not None and dec.num_rows:
             reasons["dedup"] = _counts(dec["reason"].to_pylist()) if "reason" in dec.column_names else {}
-            keep_keys = dec.filter(pc.fill_null(dec["keep"], False))["key"]
+            keep_keys = pc.cast(dec.filter(pc.fill_null(dec["keep"], False))["key"], pa.string())
             mask = pc.is_in(t["key"], value_set=keep_keys)
         else:
             mask = pa.array(np.zeros(t.num_rows, dtype=bool))
