@@ -11,11 +11,10 @@ import os
 import tarfile
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards.format import IMAGE_EXT, META_EXT, STATUS_SUCCESS, split_member_name
+from shards.format import IMAGE_EXT, META_EXT, split_member_name
 from shards.parts import IncompleteOutput, Parts, open_parts
 
 INDEX_COLUMNS = ["key", "url", "caption", "status", "error", "width", "height", "original_width",
@@ -66,23 +65,6 @@ def index_summary(path: str | Path) -> tuple[int, str | None, str | None]:
         return meta.num_rows, lo, hi
     except (OSError, ValueError, pa.ArrowException):
         return 0, None, None
-
-
-def read_raw_index(path: str) -> tuple[pd.DataFrame | None, dict]:
-    """All rows of one raw index (failures too, for the funnel), or None and the error."""
-    try:
-        schema = pq.read_schema(path)
-        cols = [c for c in INDEX_COLUMNS if c in schema.names]
-        if not {"key", "status"} <= set(cols):
-            return None, {"error": "missing key/status columns"}
-        df = pq.read_table(path, columns=cols).to_pandas(types_mapper={pa.uint64(): pd.UInt64Dtype()}.get)
-    except (OSError, pa.ArrowException) as exc:
-        return None, {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-    for c in INDEX_COLUMNS:
-        if c not in df:
-            df[c] = None
-    df["tar"] = str(Path(path).with_suffix(".tar"))
-    return df, {}
 
 
 _BLOCK = tarfile.BLOCKSIZE
@@ -182,7 +164,3 @@ def locate(tar_path: str, keys: list[str]) -> tuple[dict[str, tuple[int, int, in
         j = m.get(META_EXT, (-1, -1))
         found[k] = (*m[IMAGE_EXT], *j)
     return found, {"missing_image_in_tar": missing, "tar_error": error}
-
-
-def successful(df: pd.DataFrame) -> pd.Series:
-    return df["status"] == STATUS_SUCCESS

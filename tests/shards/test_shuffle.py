@@ -214,3 +214,20 @@ def test_repeated_keys_and_damaged_tar(ray_local, tmp_path):
     assert stats["reasons"]["shards"]["missing_image_in_tar"] == len(lost)
     assert stats["reasons"]["input"]["duplicate_key"] > 0
     assert stats["reasons"]["shards"]["damaged_tars"] == 1
+
+
+def test_raw_only_and_unreadable_index(ray_local, tmp_path):
+    """Without filter and dedup outputs every downloaded sample is written, with its raw caption;
+    an unreadable raw index is reported and the others are written."""
+    syn = write_synthetic(tmp_path / "s", 250, per_shard=50, layout="parts")
+    (syn.raw / "00004.parquet").write_bytes(b"not parquet")
+    out = tmp_path / "out"
+    stats = run_shards([syn.raw], out, cfg_for(samples_per_shard=16))
+    got = {k: m for s in samples_by_split(out).values() for k, m in s.items()}
+    ok = {}
+    for p in sorted(syn.raw.glob("0000[0-3].parquet")):
+        t = pq.read_table(p, columns=["key", "status", "caption"]).to_pylist()
+        ok.update({r["key"]: r["caption"] for r in t if r["status"] == "success"})
+    assert set(got) == set(ok) and all(m["txt"].decode() == ok[k] for k, m in got.items())
+    assert list(stats["input"]["unreadable_index_files"]) == [str(syn.raw / "00004.parquet")]
+    assert "kept by filter" not in stats["funnel"] and stats["funnel"]["downloaded"] == len(ok)
