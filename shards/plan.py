@@ -169,73 +169,98 @@ def plan_partition(inputs: PlanInputs, params: PlanParams, out_path: str) -> dic
     return {**result, "reused": False}
 
 
+@dataclass
+class _Rows:
+    """The raw rows still selected, with their final and original captions."""
+    table: pa.Table
+    caption: pa.Array
+    caption_original: pa.Array
+
+    def filter(self, mask) -> "_Rows":
+        return _Rows(self.table.filter(mask), self.caption.filter(mask), self.caption_original.filter(mask))
+
+    @property
+    def keys(self) -> pa.Array:
+        return self.table["key"]
+
+
+def _with_string_keys(table: pa.Table) -> pa.Table:
+    return table.set_column(table.column_names.index("key"), "key", _column(table, "key", pa.string()))
+
+
+def _apply_filter(rows: _Rows, paths, lo, hi) -> _Rows:
+    """Rows whose key the filter kept, with its cleaned caption (and its caption_original)."""
+    kept = _read_parts(paths, lo, hi, ["key", "caption", "caption_original"]) if rows.table.num_rows else None
+    if kept is None or not kept.num_rows:
+        return rows.filter(pa.array(np.zeros(rows.table.num_rows, dtype=bool)))
+    kept = _with_string_keys(kept)
+    kept = kept.filter(_first_of_each_key(kept["key"]))
+    at = pc.index_in(rows.keys, value_set=kept["key"])
+    rows, at = rows.filter(pc.is_valid(at)), at.filter(pc.is_valid(at))
+    original = (pc.take(_column(kept, "caption_original", pa.string()), at)
+                if "caption_original" in kept.column_names else rows.caption_original)
+    return _Rows(rows.table, pc.take(_column(kept, "caption", pa.string()), at), original)
+
+
+def _apply_dedup(rows: _Rows, paths, lo, hi, reasons: dict) -> _Rows:
+    """Rows the dedup decisions keep; counts every decision of the range by reason."""
+    dec = _read_parts(paths, lo, hi, ["key", "keep", "reason"]) if lo is not None else None
+    if dec is None or not dec.num_rows:
+        return rows.filter(pa.array(np.zeros(rows.table.num_rows, dtype=bool)))
+    if "reason" in dec.column_names:
+        reasons["dedup"] = _counts(dec["reason"].to_pylist())
+    keep_keys = pc.cast(dec.filter(pc.fill_null(dec["keep"], False))["key"], pa.string())
+    return rows.filter(pc.is_in(rows.keys, value_set=keep_keys))
+
+
+def _locate_rows(rows: _Rows, tar: str, reasons: dict) -> tuple[_Rows, list[str], np.ndarray, str | None]:
+    """Rows whose image is in the raw tar, their keys, (jpg off, len, json off, len) and the
+    tar's error (damage) if any."""
+    keys = rows.keys.to_pylist()
+    found, st = locate(tar, keys) if keys else ({}, {"missing_image_in_tar": 0, "tar_error": None})
+    lost = {}
+    if st["missing_image_in_tar"]:
+        lost["missing_image_in_tar"] = st["missing_image_in_tar"]
+    if st["tar_error"]:
+        lost["damaged_tars"] = 1
+    if lost:
+        reasons["shards"] = lost
+    rows = rows.filter(pa.array([k in found for k in keys], type=pa.bool_()))
+    keys = [k for k in keys if k in found]
+    return rows, keys, np.array([found[k] for k in keys], dtype=np.int64).reshape(-1, 4), st["tar_error"]
+
+
 def _plan(inputs: PlanInputs, params: PlanParams, out_path: str) -> dict:
     raw, error = _read_index(inputs.index)
     if raw is None:
         Path(out_path).unlink(missing_ok=True)
         return _empty_result(inputs, params, error)
-    reasons: dict[str, dict] = {}
-    funnel = {"raw rows": raw.num_rows}
-    status = raw["status"]
-    ok = pc.fill_null(pc.equal(status, STATUS_SUCCESS), False)
+    raw = _with_string_keys(raw)
+    ok = pc.fill_null(pc.equal(raw["status"], STATUS_SUCCESS), False)
     failed_errors = raw.filter(pc.invert(ok))["error"] if "error" in raw.column_names else pa.nulls(0, pa.string())
-    reasons["ingest"] = _counts(e if e is not None else "unknown" for e in failed_errors.to_pylist())
-    raw = raw.set_column(raw.column_names.index("key"), "key", _column(raw, "key", pa.string()))
-    keys_all = raw["key"]
-    lo, hi = pc.min(keys_all).as_py(), pc.max(keys_all).as_py()
+    reasons: dict[str, dict] = {"ingest": _counts(e if e is not None else "unknown" for e in failed_errors.to_pylist())}
+    # An empty index has no key range (None): parts are then not read at all.
+    lo, hi = pc.min(raw["key"]).as_py(), pc.max(raw["key"]).as_py()
     t = raw.filter(ok)
-    funnel["downloaded"] = t.num_rows
+    funnel = {"raw rows": raw.num_rows, "downloaded": t.num_rows}
     first = _first_of_each_key(t["key"])
     if t.num_rows and not pc.all(first).as_py():
         reasons["input"] = {"duplicate_key": t.num_rows - int(pc.sum(first).as_py())}
         t = t.filter(first)
     caption = _column(t, "caption", pa.string())
-    caption_original = caption
-    # An empty index has no key range; reading the parts with no range would read them all.
-    in_range = lo is not None
+    rows = _Rows(t, caption, caption)
     if inputs.kept is not None:
-        kept = _read_parts(inputs.kept, lo, hi, ["key", "caption", "caption_original"]) if t.num_rows else None
-        if kept is not None and kept.num_rows:
-            kept = kept.set_column(kept.column_names.index("key"), "key", _column(kept, "key", pa.string()))
-            kept = kept.filter(_first_of_each_key(kept["key"]))
-            at = pc.index_in(t["key"], value_set=kept["key"])
-            mask = pc.is_valid(at)
-            t, at = t.filter(mask), at.filter(mask)
-            caption = pc.take(_column(kept, "caption", pa.string()), at)
-            caption_original = (pc.take(_column(kept, "caption_original", pa.string()), at)
-                                if "caption_original" in kept.column_names else _column(t, "caption", pa.string()))
-        else:
-            t, caption, caption_original = t.slice(0, 0), caption.slice(0, 0), caption_original.slice(0, 0)
-        funnel["kept by filter"] = t.num_rows
-    if inputs.rejected is not None and in_range:
+        rows = _apply_filter(rows, inputs.kept, lo, hi)
+        funnel["kept by filter"] = rows.table.num_rows
+    if inputs.rejected is not None and lo is not None:
         rej = _read_parts(inputs.rejected, lo, hi, ["key", "reason"])
         if rej is not None and "reason" in rej.column_names:
             reasons["filter"] = _counts(rej["reason"].to_pylist())
     if inputs.decisions is not None:
-        dec = _read_parts(inputs.decisions, lo, hi, ["key", "keep", "reason"]) if in_range else None
-        if dec is not None and dec.num_rows:
-            reasons["dedup"] = _counts(dec["reason"].to_pylist()) if "reason" in dec.column_names else {}
-            keep_keys = pc.cast(dec.filter(pc.fill_null(dec["keep"], False))["key"], pa.string())
-            mask = pc.is_in(t["key"], value_set=keep_keys)
-        else:
-            mask = pa.array(np.zeros(t.num_rows, dtype=bool))
-        t, caption, caption_original = t.filter(mask), caption.filter(mask), caption_original.filter(mask)
-        funnel["kept by dedup"] = t.num_rows
-
-    # Members in the raw tar, by offset.
-    keys = t["key"].to_pylist()
-    found, st = locate(inputs.tar, keys) if keys else ({}, {"missing_image_in_tar": 0, "tar_error": None})
-    shards_reasons = {}
-    if st["missing_image_in_tar"]:
-        shards_reasons["missing_image_in_tar"] = st["missing_image_in_tar"]
-    if st["tar_error"]:
-        shards_reasons["damaged_tars"] = 1
-    if shards_reasons:
-        reasons["shards"] = shards_reasons
-    present = pa.array([k in found for k in keys], type=pa.bool_())
-    t, caption, caption_original = t.filter(present), caption.filter(present), caption_original.filter(present)
-    keys = [k for k in keys if k in found]
-    offsets = np.array([found[k] for k in keys], dtype=np.int64).reshape(-1, 4)
+        rows = _apply_dedup(rows, inputs.decisions, lo, hi, reasons)
+        funnel["kept by dedup"] = rows.table.num_rows
+    rows, keys, offsets, tar_error = _locate_rows(rows, inputs.tar, reasons)
+    t, caption, caption_original = rows.table, rows.caption, rows.caption_original
 
     split = split_indexes(keys, params.val_fraction, params.test_fraction, params.split_salt)
     position = shuffle_positions(keys, params.seed)
@@ -265,4 +290,4 @@ def _plan(inputs: PlanInputs, params: PlanParams, out_path: str) -> dict:
         Path(out_path).unlink(missing_ok=True)
     return {"source": inputs.source, "index": inputs.index, "error": None, "rows": n, "digest": digest,
             "counts": counts.tolist(), "funnel": funnel, "reasons": reasons, "histograms": hist.to_dict(),
-            "tar_error": st["tar_error"]}
+            "tar_error": tar_error}
