@@ -107,8 +107,8 @@ def _stage_parts(filter_dir, dedup_dir) -> dict[str, RangeIndex | None]:
     out: dict[str, RangeIndex | None] = {"kept": None, "rejected": None, "decisions": None}
     if filter_dir is not None:
         out["kept"] = RangeIndex(stage_output(filter_dir, "kept", "filter"))
-        rejected = Path(filter_dir)
-        if (rejected / "rejected").is_dir() or (rejected / "rejected.parquet").is_file():
+        base = Path(filter_dir)
+        if (base / "rejected").is_dir() or (base / "rejected.parquet").is_file():
             out["rejected"] = RangeIndex(stage_output(filter_dir, "rejected", "filter"))
     if dedup_dir is not None:
         out["decisions"] = RangeIndex(stage_output(dedup_dir, "decisions", "dedup"))
@@ -116,13 +116,15 @@ def _stage_parts(filter_dir, dedup_dir) -> dict[str, RangeIndex | None]:
 
 
 def _plan_inputs(files: list[Path], summaries, parts: dict) -> list[PlanInputs]:
+    """Each raw index with the parts that meet its key range (every part when its footer could
+    not be read here: the task decides with the rows it reads)."""
     inputs = []
     for source, (f, (rows, lo, hi)) in enumerate(zip(files, summaries)):
         def paths(name):
             index = parts[name]
             if index is None:
                 return None
-            return tuple(index.paths(lo, hi)) if rows else ()
+            return () if rows == 0 else tuple(index.paths(lo, hi))
         inputs.append(PlanInputs(str(f), source, paths("kept"), paths("rejected"), paths("decisions")))
     return inputs
 
@@ -172,7 +174,7 @@ def run_shards(raw_dirs, output, cfg: WukongConfig, filter_dir=None, dedup_dir=N
     # upper bound of the kept rows), so that no plan task needs the final number of shards.
     with ThreadPoolExecutor(FOOTER_THREADS) as pool:
         summaries = list(pool.map(index_summary, files))
-    raw_rows = sum(r for r, _, _ in summaries)
+    raw_rows = sum(r or 0 for r, _, _ in summaries)
     groups = max(1, -(-raw_rows // sc.gather_rows))
     params = PlanParams.from_config(sc, groups)
     summary = PlanSummary(params)

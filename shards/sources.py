@@ -48,9 +48,9 @@ def stage_output(base: str | Path, name: str, stage: str) -> Parts:
                                  f"rerun `wukong {stage}`") from None
 
 
-def index_summary(path: str | Path) -> tuple[int, str | None, str | None]:
+def index_summary(path: str | Path) -> tuple[int | None, str | None, str | None]:
     """(rows, smallest key, largest key) of a raw index from its parquet footer alone; keys are
-    None when the footer has no statistics, rows 0 when the file cannot be read."""
+    None when the footer has no statistics, everything None when it cannot be read."""
     try:
         meta = pq.read_metadata(path)
         col = meta.schema.names.index("key")
@@ -64,7 +64,7 @@ def index_summary(path: str | Path) -> tuple[int, str | None, str | None]:
             hi = b if hi is None or b > hi else hi
         return meta.num_rows, lo, hi
     except (OSError, ValueError, pa.ArrowException):
-        return 0, None, None
+        return None, None, None
 
 
 _BLOCK = tarfile.BLOCKSIZE
