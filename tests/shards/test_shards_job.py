@@ -194,5 +194,9 @@ def test_cli_shards(stages, tmp_path, capsys):
     with tarfile.open(out / "train" / "000000.tar") as t:
         assert all(m.mtime == 0 for m in t.getmembers())
     assert main(["shards", str(raw), "--output", str(out), "--filter", str(tmp_path)]) == 2
-    assert "no kept.parquet" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no kept/ or kept.parquet" in err and "rerun `wukong filter`" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "dd" / "decisions").mkdir(parents=True)  # parts of a run that did not finish
+    assert main(["shards", str(raw), "--output", str(out), "--dedup", str(tmp_path / "dd")]) == 2
+    assert "has no manifest" in capsys.readouterr().err
     assert main(["shards", str(raw), "--output", str(out), "--samples-per-shard", "0"]) == 2
