@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -21,9 +22,9 @@ def test_alt_title_and_figcaption_captions():
     got = pairs("""<img src="a.jpg" alt="一只猫"><img src="b.jpg" title="两只狗">
         <figure><img src="c.jpg"><figcaption>三只<b>小鸟</b></figcaption></figure>""")
     base = "http://site.example/news/2024/"
-    assert got[base + "a.jpg"].caption == "一只猫" and got[base + "a.jpg"].source == "alt"
+    assert got[base + "a.jpg"].caption == "一只猫" and got[base + "a.jpg"].caption_source == "alt"
     assert got[base + "b.jpg"].caption == "两只狗" and got[base + "b.jpg"].title == "两只狗"
-    assert got[base + "c.jpg"].caption == "三只小鸟" and got[base + "c.jpg"].source == "figcaption"
+    assert got[base + "c.jpg"].caption == "三只小鸟" and got[base + "c.jpg"].caption_source == "figcaption"
 
 
 def test_caption_normalisation_joins_chinese_nodes_without_spaces():
@@ -44,8 +45,8 @@ def test_normalize_caption_keeps_intended_spaces_between_chinese_words():
 
 def test_relative_urls_resolve_under_base_href_and_other_hosts_are_kept():
     html = """<head><base href="http://cdn.example.org/media/"></head>
-        <img src="x/1.jpg" alt="一"><img src="/root.jpg" alt="二"><img src="//img.other.net/p.png" alt="三">
-        <img src="https://abs.example/q.webp?s=1#frag" alt="四">"""
+        <img src="x/1.jpg" alt="湖边的柳树"><img src="/root.jpg" alt="雪后的长城"><img src="//img.other.net/p.png" alt="夜色中的外滩">
+        <img src="https://abs.example/q.webp?s=1#frag" alt="田野里的拖拉机">"""
     assert set(pairs(html)) == {"http://cdn.example.org/media/x/1.jpg", "http://cdn.example.org/root.jpg",
                                 "http://img.other.net/p.png", "https://abs.example/q.webp?s=1"}
 
@@ -56,10 +57,10 @@ def test_relative_urls_without_base():
 
 
 def test_lazy_load_attributes_win_over_placeholders():
-    html = """<img src="/static/placeholder.gif" data-src="/real/1.jpg" alt="一">
-        <img src="data:image/gif;base64,R0lGOD" data-original="/real/2.jpg" alt="二">
+    html = """<img src="/static/placeholder.gif" data-src="/real/1.jpg" alt="湖边的柳树">
+        <img src="data:image/gif;base64,R0lGOD" data-original="/real/2.jpg" alt="雪后的长城">
         <img src="/img/blank.gif" alt="只有占位图">
-        <img data-lazy-src="/real/3.jpg" alt="三">"""
+        <img data-lazy-src="/real/3.jpg" alt="夜色中的外滩">"""
     got = pairs(html)
     assert set(got) == {"http://site.example/real/1.jpg", "http://site.example/real/2.jpg",
                         "http://site.example/real/3.jpg"}
@@ -67,9 +68,9 @@ def test_lazy_load_attributes_win_over_placeholders():
 
 
 def test_srcset_takes_the_largest_candidate():
-    html = """<img src="s.jpg" srcset="s.jpg 320w, l.jpg 1280w, m.jpg 640w" width="150" alt="一">
-        <img src="a1.jpg" srcset="a1.jpg 1x, a3.jpg 3x, a2.jpg 2x" alt="二">
-        <img data-srcset="/d/small.jpg 100w, /d/big.jpg 900w" src="/static/loading.gif" alt="三">"""
+    html = """<img src="s.jpg" srcset="s.jpg 320w, l.jpg 1280w, m.jpg 640w" width="150" alt="湖边的柳树">
+        <img src="a1.jpg" srcset="a1.jpg 1x, a3.jpg 3x, a2.jpg 2x" alt="雪后的长城">
+        <img data-srcset="/d/small.jpg 100w, /d/big.jpg 900w" src="/static/loading.gif" alt="夜色中的外滩">"""
     assert set(pairs(html)) == {"http://site.example/news/2024/l.jpg", "http://site.example/news/2024/a3.jpg",
                                 "http://site.example/d/big.jpg"}
     assert parse_srcset("a.jpg 1x, b.jpg 2x") == [("a.jpg", 1.0, "x"), ("b.jpg", 2.0, "x")]
@@ -78,7 +79,7 @@ def test_srcset_takes_the_largest_candidate():
 
 def test_declared_sizes_below_the_image_rules_are_skipped():
     html = """<img src="/pixel.gif" width="1" height="1" alt="pixel">
-        <img src="/logo.png" width="120" height="40" alt="网站标志">
+        <img src="/brand.png" width="120" height="40" alt="网站标志">
         <img src="/banner.jpg" width="900" height="210" alt="横幅">
         <img src="/style.jpg" style="width: 150px; height:150px" alt="小图">
         <img src="/ok.jpg" width="640" height="480" alt="正常">
@@ -102,14 +103,17 @@ def test_nearest_caption_like_text():
     assert page.skipped["no_caption"] == 3
 
 
-def test_open_graph_image_and_title():
+def test_open_graph_image_and_title_only_when_asked():
     html = """<head><meta property="og:image" content="/cover.jpg"><meta property="og:title" content="封面 &amp; 标题">
         </head><body><p>文章</p></body>"""
-    (p,) = extract_page(html, PAGE, RULES).pairs
-    assert (p.url, p.caption, p.source) == ("http://site.example/cover.jpg", "封面 & 标题", "og")
+    # og:title is the page's headline: by default it captions nothing.
+    assert extract_page(html, PAGE, RULES).pairs == []
+    rules = dataclasses.replace(RULES, og_pairs=True)
+    (p,) = extract_page(html, PAGE, rules).pairs
+    assert (p.url, p.caption, p.caption_source) == ("http://site.example/cover.jpg", "封面 & 标题", "og")
     # When the same image is in the body, the body's caption wins and it is listed once.
     html2 = html.replace("<p>文章</p>", '<img src="/cover.jpg" alt="正文说明">')
-    (p2,) = extract_page(html2, PAGE, RULES).pairs
+    (p2,) = extract_page(html2, PAGE, rules).pairs
     assert p2.caption == "正文说明"
 
 
