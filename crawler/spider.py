@@ -149,6 +149,8 @@ class DiscoverySpider(scrapy.Spider):
         self.spec = spec
         self.cfg = spec.crawl
         self.rules = ExtractRules(**spec.rules)
+        # og:image pairs are a crawl choice (crawl.og_image_pairs); the crawl job builds the other rules.
+        self.rules.og_pairs = bool(self.cfg.get("og_image_pairs", self.rules.og_pairs))
         self.domains = {d.lower() for d in spec.allowed_domains}
         self.allowed_domains = sorted(self.domains)
         self.journal = CrawlJournal(Path(spec.workdir) / "journal.jsonl")
@@ -208,7 +210,7 @@ class DiscoverySpider(scrapy.Spider):
     def _pair_record(self, pair, page_url: str, query: str | None, rank: int | None) -> dict:
         self.count("pairs")
         return {"url": pair.url, "caption": pair.caption, "alt": pair.alt, "title": pair.title,
-                "page_url": page_url, "query": query, "rank": rank, "source": pair.source,
+                "page_url": page_url, "query": query, "rank": rank, "caption_source": pair.caption_source,
                 "discovered_at": time.time()}
 
     def _merge_skips(self, skipped: dict) -> None:
@@ -268,6 +270,7 @@ class DiscoverySpider(scrapy.Spider):
             return self._finish(response, req, reason="not_html")
         page = extract_page(text, response.url, self.rules, robots_names=self.agent_names)
         self.count("article_pages")
+        self.count("pages_with_article_body" if page.has_body else "pages_without_article_body")
         directives = header_tags | page.robots
         if directives & self.opt_out:
             return self._finish(response, req, reason="opted_out")
@@ -275,9 +278,21 @@ class DiscoverySpider(scrapy.Spider):
         pairs = [self._pair_record(p, response.url, req.get("query"), None) for p in page.pairs]
         follow = []
         depth = int(req.get("depth", 0))
-        if depth < int(self.cfg.get("depth_limit", 0)) and "nofollow" not in directives and "none" not in directives:
+        depth_limit = int(self.cfg.get("depth_limit", 0))
+        if depth_limit > 0 and "nofollow" not in directives and "none" not in directives:
+            # A list's (or article's) next pages are the same list: they do not spend depth, only
+            # the chain of pages is bounded (and max_pages_per_partition bounds everything).
+            chain = int(req.get("chain", 0))
+            chain_limit = int(self.cfg.get("max_pagination_chain", 0))
+            paging = set(page.pagination)
             for link in page.links:
-                if on_domains(link, self.domains):
+                if not on_domains(link, self.domains):
+                    continue
+                if link in paging:
+                    if not chain_limit or chain < chain_limit:
+                        follow.append({"kind": PAGE, "url": link, "query": req.get("query"), "depth": depth,
+                                       "chain": chain + 1})
+                elif depth < depth_limit:
                     follow.append({"kind": PAGE, "url": link, "query": req.get("query"), "depth": depth + 1})
         return self._finish(response, req, pairs=pairs, requests=follow)
 

@@ -108,11 +108,16 @@ def test_interrupted_crawl_resumes_without_duplicates(demo_server, tmp_path):
     assert max(keys.values()) == 1 and sum(keys.values()) > done_before
 
 
-def test_start_url_crawl_follows_links_politely(demo_server, tmp_path):
-    stats = run_partition_subprocess(make_spec(demo_server, tmp_path / "p", queries=False, depth_limit=2))
+def test_start_url_crawl_reaches_articles_behind_a_paginated_list_with_the_default_depth(demo_server, tmp_path):
+    # Home -> list page 1 -> list pages 2..N (pagination: no depth spent) -> articles (depth 2).
+    stats = run_partition_subprocess(make_spec(demo_server, tmp_path / "p", queries=False))
+    assert CrawlConfig().depth_limit == 2
     gt, cand = truth(demo_server), candidates(tmp_path / "p")
-    assert gt[gt.discoverable].url.isin(set(cand.url)).all()
-    assert not gt[~gt.discoverable].url.isin(set(cand.url)).any()
+    assert gt[gt.discoverable_on_page].url.isin(set(cand.url)).all()
+    assert not gt[~gt.discoverable_on_page].url.isin(set(cand.url)).any()
+    journal = [json.loads(line) for line in (tmp_path / "p" / JOURNAL_FILE).read_text(encoding="utf-8").splitlines()]
+    lists = [r for r in journal if "/list/" in r["url"]]
+    assert len(lists) >= 3  # the list really is paginated, and every page of it was read
     assert cand["rank"].isna().all() and cand["query"].isna().all()
     assert stats["counts"]["pages_robots_disallowed"] >= 1 and stats["counts"].get("search_pages", 0) == 0
 
@@ -126,7 +131,7 @@ def test_json_search_api_with_result_cap(demo_server, tmp_path):
     expected = {demo_server.origin + e["image_path"] for entries in index.values() for e in entries[:cap]}
     assert set(cand.url) == expected
     assert cand["rank"].max() <= cap and cand.groupby("query").size().max() <= cap
-    assert (cand.source == "result").all()
+    assert (cand.caption_source == "search_result").all()
 
 
 def test_address_guard_refuses_loopback_unless_allowed(demo_server, tmp_path):
