@@ -175,3 +175,106 @@ def test_x_robots_tag_scoping():
     assert robots_tag_directives([b"otherbot: noindex"], {"wukong"}) == set()
     assert robots_tag_directives(["wukong: noindex", "googlebot: nofollow"], {"wukong"}) == {"noindex"}
     assert robots_tag_directives(["unavailable_after: 25 Jun 2010 15:00:00 PST"]) == {"unavailable_after: 25 jun 2010 15:00:00 pst"}
+
+
+# ---------------------------------------------------------------- captions of Chinese article pages
+
+PROSE = "<p>" + "记者从市交通运输局获悉，今年以来全市公共交通客运量稳步回升，地铁日均客运量较去年同期增长一成以上。" * 3 + "</p>"
+
+
+def article(inner: str, title: str = "新闻标题_示例网") -> str:
+    """A page with navigation, an article body (prose around `inner`), a sidebar and comments."""
+    return f"""<html><head><title>{title}</title></head><body>
+        <div class="header"><a href="/"><img src="/img/brand.png" alt="示例网"></a><a href="/news/">新闻</a></div>
+        <div class="article-content">{PROSE}{inner}{PROSE}</div>
+        <div class="sidebar"><ul><li><a href="/n/9.html"><img src="/t/9.jpg" alt="相关新闻的标题"></a>
+            <a href="/n/9.html">相关新闻的标题</a></li></ul></div>
+        <div class="comment-list"><img src="/u/avatar1.jpg" alt="网友小王"><p>说得好</p></div></body></html>"""
+
+
+def caption_of(html: str, name: str):
+    got = {p.url.rsplit("/", 1)[-1]: p for p in extract_page(html, PAGE, RULES).pairs}
+    return (got[name].caption, got[name].caption_source) if name in got else None
+
+
+@pytest.mark.parametrize("inner, want", [
+    ('<div class="img_wrapper"><img src="a.jpg"><span class="img_descr">天水有轨电车 图片来源：天水融媒</span></div>',
+     ("天水有轨电车 图片来源：天水融媒", "caption_class")),
+    ('<p align="center"><img src="a.jpg"><br>图为市民在公园赏花。新华社记者 张三 摄</p>',
+     ("图为市民在公园赏花。新华社记者 张三 摄", "br_text")),
+    ('<p style="text-align: center"><img src="a.jpg"></p><p style="text-align:center">雪后的故宫角楼，游人在拍照留念</p>',
+     ("雪后的故宫角楼，游人在拍照留念", "below")),
+    ('<div class="pic"><div><span><img src="a.jpg"></span></div></div><p>车主们将车停在外面小树林中</p>',
+     ("车主们将车停在外面小树林中", "below")),
+    ('<p><img src="a.jpg"></p><p>5月9日，某学院毕业生就业双选会现场，学生们在咨询岗位。某学院供图</p>',
+     ("5月9日，某学院毕业生就业双选会现场，学生们在咨询岗位。某学院供图", "below")),
+    ('<figure><img src="a.jpg" alt="点击查看高清原图"><figcaption>夜色中的外滩</figcaption></figure>',
+     ("夜色中的外滩", "figcaption")),
+    ('<p><img src="a.jpg" alt="2.jpg"></p><p class="pic_txt">湖边的柳树</p>', ("湖边的柳树", "caption_class")),
+    ('<p><img src="a.jpg" alt="湖边的柳树在风中摇曳"></p>', ("湖边的柳树在风中摇曳", "alt")),
+    ('<p><img src="a.jpg" title="田野里的拖拉机"></p>' + PROSE, ("田野里的拖拉机", "title")),
+    # Captions as found: entities decoded, spaces collapsed, full-width punctuation kept.
+    ('<p><img src="a.jpg"></p><p class="caption">红色&amp;蓝色，  &nbsp;方块（图）</p>', ("红色&蓝色， 方块（图）", "caption_class")),
+])
+def test_caption_conventions(inner, want):
+    assert caption_of(article(inner), "a.jpg") == want
+
+
+@pytest.mark.parametrize("inner", [
+    '<p><img src="a.jpg"></p>' + PROSE,                                        # prose below
+    '<p><img src="a.jpg"></p><p><strong>专业对口，学生入行顺利</strong></p>',     # a heading
+    '<p><img src="a.jpg"></p><p>相关新闻：</p>',                                # a label
+    '<p><img src="a.jpg"></p><p>01</p>',                                        # a numbered label
+    '<p><img src="a.jpg"></p><p class="img_descr">图片来源：城市轨道交通年度统计报告</p>',  # credit only
+    '<p><img src="a.jpg"></p><p style="text-align:center">◎ 图：123rf</p>',     # credit only
+    '<p><img src="a.jpg" alt="新闻标题"></p>' + PROSE,                           # the page's headline
+    '<p><img src="a.jpg" alt="示例网"></p>' + PROSE,                             # the site's name
+    '<p><img src="a.jpg" alt="image"></p>' + PROSE,                              # generic word
+    '<p><img src="a.jpg" alt="点击查看大图"></p>' + PROSE,                        # interface text
+    '<p><img src="a.jpg" alt="IMG_2031.JPG"></p>' + PROSE,                        # file name
+    '<p><img src="a.jpg"></p><p><a href="/n/2.html">另一篇文章的标题</a></p>',      # link text
+    '<p><img src="a.jpg"><img src="b.jpg"></p><p>两张图共用的说明</p>',             # shared by two images
+])
+def test_never_captions(inner):
+    assert caption_of(article(inner), "a.jpg") is None
+
+
+def test_alt_repeated_on_several_images_is_boilerplate():
+    inner = '<p><img src="a.jpg" alt="脂溢性脱发"></p>' + PROSE + '<p><img src="b.jpg" alt="脂溢性脱发"></p>'
+    assert caption_of(article(inner), "a.jpg") is None and caption_of(article(inner), "b.jpg") is None
+
+
+def test_only_the_article_body_is_paired():
+    page = extract_page(article('<p class="caption-wrap"><img src="a.jpg"></p><p class="caption">窗台上的猫</p>'), PAGE, RULES)
+    assert [(p.url.rsplit("/", 1)[-1], p.caption) for p in page.pairs] == [("a.jpg", "窗台上的猫")]
+    assert page.has_body
+    # Header logo, sidebar thumbnail and comment avatar are outside the body.
+    assert page.skipped["outside_body"] == 3
+
+
+def test_chrome_and_teasers_inside_the_body_are_skipped():
+    inner = ('<div class="share"><img src="/s/weixin.png" alt="分享到微信"></div>'
+             '<p><img src="/i/qrcode.jpg" alt="扫码关注"></p>'
+             '<ul><li><a href="/n/3.html"><img src="/t/3.jpg"></a><a href="/n/3.html">第三篇文章</a></li></ul>'
+             '<p><img src="/i/photo.jpg"></p><p style="text-align:center">会场一角</p>')
+    page = extract_page(article(inner), PAGE, RULES)
+    assert [p.caption for p in page.pairs] == ["会场一角"]
+    assert page.skipped["chrome"] == 2 and page.skipped["teaser"] == 1
+
+
+def test_page_without_prose_is_searched_whole_minus_chrome():
+    html = """<div class="nav"><img src="/logo.png" alt="图库"></div>
+        <div class="gallery"><p><img src="1.jpg" alt="黄山云海"></p><p><img src="2.jpg" alt="西湖断桥"></p></div>"""
+    page = extract_page(html, PAGE, RULES)
+    assert not page.has_body
+    assert [p.caption for p in page.pairs] == ["黄山云海", "西湖断桥"]
+
+
+def test_pagination_links_are_told_apart():
+    html = """<ul><li><a href="/news/2024/b.html">文章二</a></li><li><a href="/about.html">关于</a></li></ul>
+        <div class="pages"><a href="list_2.html">2</a><a href="list_3.html">3</a><a href="list_2.html">下一页</a></div>
+        <a href="/news/2024/list_9.html">尾页</a><a rel="next" href="/more?x=1">更多</a><a href="/other/5.html">5</a>"""
+    page = extract_page(html, "http://site.example/news/2024/list.html", RULES)
+    assert page.pagination == ["http://site.example/news/2024/list_2.html", "http://site.example/news/2024/list_3.html",
+                               "http://site.example/news/2024/list_9.html", "http://site.example/more?x=1"]
+    assert set(page.pagination) <= set(page.links)
