@@ -321,6 +321,6 @@ def _filter_and_download(out: Path, cfg: WukongConfig) -> dict:
     kept = out / "candidates_filtered" / "kept.parquet"
     if not cfg.download.save_additional_columns:
         cfg = dataclasses.replace(cfg, download=dataclasses.replace(
-            cfg.download, save_additional_columns=["page_url", "query"]))
+            cfg.download, save_additional_columns=["page_url", "query", "caption_source"]))
     stats["download"] = run_download([str(kept)], out / "raw", cfg)
     return stats
