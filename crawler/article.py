@@ -84,6 +84,11 @@ class _Measure:
     not_prose: bool = False  # inside a link, heading or caption
 
 
+def _visible_len(text: str | None) -> int:
+    """Characters of a text node that are not whitespace (as text_len of its normalised form)."""
+    return len("".join(text.split())) if text else 0
+
+
 def measure(root) -> dict:
     """Text and link-text size of every element, and whether it sits in chrome: one pass, O(elements)."""
     out: dict = {}
@@ -94,15 +99,14 @@ def measure(root) -> dict:
         if tag in NON_TEXT_TAGS:
             out[el] = m
             return m
-        own = text_len(normalize_caption(el.text)) if el.text else 0
-        m.chars = own
+        m.chars = _visible_len(el.text)
         for child in el:
             if isinstance(child.tag, str):
                 cm = walk(child, m.chrome, m.not_prose)
                 m.chars += cm.chars
                 m.link_chars += cm.link_chars
             if child.tail:
-                m.chars += text_len(normalize_caption(child.tail))
+                m.chars += _visible_len(child.tail)
         if tag == "a":
             m.link_chars = m.chars
         out[el] = m

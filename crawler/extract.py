@@ -398,14 +398,19 @@ def extract_page(html: str | bytes, page_url: str, rules: ExtractRules | None = 
         if (el.get("name") or "").strip().lower() in names:
             out.robots.update(t.strip().lower() for t in (el.get("content") or "").split(",") if t.strip())
     link_seen: set[str] = set()
+    anchors = []
     for a in root.iter("a", "area"):
+        url = resolve_url(base, a.get("href"))
+        if url is None:
+            continue
+        if a.tag == "a":
+            anchors.append((a, url))
         if "nofollow" in (a.get("rel") or "").lower().split():
             continue
-        url = resolve_url(base, a.get("href"))
-        if url and url not in link_seen:
+        if url not in link_seen:
             link_seen.add(url)
             out.links.append(url)
-    out.pagination = [u for u in pagination_links(root, base, page_url, resolve_url) if u in link_seen]
+    out.pagination = [u for u in pagination_links(anchors, page_url) if u in link_seen]
     out.skipped = reader.skipped
     return out
 

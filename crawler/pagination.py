@@ -13,13 +13,13 @@ import re
 from urllib.parse import urlsplit
 
 from crawler.article import tokens
-from crawler.text import block_text
 
 _PAGE_WORDS = re.compile(
     r"^(下一?页|上一?页|后一?页|前一?页|首页|尾页|末页|最后一页|第?\s*[0-9]{1,4}\s*页?|\[?[0-9]{1,4}\]?|"
     r"next|prev|previous|older|newer|first|last|more|»|«|›|‹|>|<|>>|<<|下一页\s*>+|<+\s*上一页)$", re.I)
 _PAGER_TOKENS = frozenset(("page", "pages", "pager", "paging", "pagination", "pagenav", "pagelist", "pagebar",
                            "pnnext", "next", "prev", "fenye", "fanye", "pg", "turnpage"))
+_MAX_PAGE_WORD_CHARS = 12
 _DIGITS = re.compile(r"[_\-/.]?[0-9]+")
 _PAGE_PARAMS = re.compile(r"(?i)(^|&)(page|p|pn|pg|pageno|pagenum|page_num|start|offset|cur)=[^&]*")
 
@@ -49,18 +49,19 @@ def is_page_variant(url: str, page_url: str) -> bool:
     return url != page_url and _shape(url) == _shape(page_url)
 
 
-def pagination_links(root, base: str, page_url: str, resolve) -> list[str]:
-    """URLs of this page's pagination links, in document order (`resolve(base, href)` resolves)."""
+def pagination_links(anchors, page_url: str) -> list[str]:
+    """URLs of this page's pagination links, in document order, of its (`<a>`, resolved URL) pairs."""
     out: list[str] = []
     seen: set[str] = set()
-    for a in root.iter("a"):
-        url = resolve(base, a.get("href"))
-        if url is None or url in seen or url == page_url:
+    for a, url in anchors:
+        if url in seen or url == page_url:
             continue
         rel = (a.get("rel") or "").lower().split()
-        text = block_text(a)
+        # Page words are short: a long link text is never one (and costs nothing to rule out).
+        text = "".join(a.itertext()).strip()
         paging = "next" in rel or "prev" in rel or (
-            bool(_PAGE_WORDS.match(text)) and (_in_pager(a) or is_page_variant(url, page_url)))
+            len(text) <= _MAX_PAGE_WORD_CHARS and bool(_PAGE_WORDS.match(" ".join(text.split())))
+            and (_in_pager(a) or is_page_variant(url, page_url)))
         if paging:
             seen.add(url)
             out.append(url)

@@ -21,7 +21,7 @@ from aiohttp import web
 from crawler.config import CrawlConfig, DemoWebConfig
 from crawler.demoweb.generate import GROUND_TRUTH_FILE, QUERIES_FILE, SEARCH_INDEX_FILE, generate_demo_web
 from crawler.demoweb.server import API_SEARCH_PATH, DemoWebServer
-from crawler.discover import CANDIDATES_FILE, JOURNAL_FILE, SPEC_FILE, run_partition_subprocess
+from crawler.discover import CANDIDATES_FILE, JOURNAL_FILE, SPEC_FILE, candidates_from_journal, run_partition_subprocess
 from crawler.extract import ExtractRules
 from crawler.queries import read_queries
 from crawler.spider import CrawlJournal, PartitionSpec, request_key
@@ -225,3 +225,17 @@ def test_journal_ignores_a_torn_tail_and_rebuilds_the_frontier(tmp_path):
     pending = j.load(seeds)
     assert [p["url"] for p in pending] == ["http://a.example/p1", "http://a.example/p2"]
     assert j.pages_fetched == 1 and path.read_bytes().endswith(b"\n")
+
+
+def test_candidates_of_an_earlier_journal_keep_their_caption_source(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    pair = {"caption": "雪后的长城", "alt": "", "title": "", "page_url": "http://a.example/p", "query": None,
+            "rank": None, "discovered_at": 1.7e9}
+    old = {"key": "page http://a.example/p", "done": True, "pairs": [
+        {**pair, "url": "http://a.example/1.jpg", "source": "result"},
+        {**pair, "url": "http://a.example/2.jpg", "source": "nearby"}]}
+    new = {"key": "page http://a.example/q", "done": True, "pairs": [
+        {**pair, "url": "http://a.example/3.jpg", "caption_source": "br_text"}]}
+    path.write_text(json.dumps(old) + "\n" + json.dumps(new) + "\n", encoding="utf-8")
+    table, dup = candidates_from_journal(path)
+    assert table.column("caption_source").to_pylist() == ["search_result", "below", "br_text"] and dup == 0
