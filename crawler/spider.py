@@ -270,7 +270,7 @@ class DiscoverySpider(scrapy.Spider):
             return self._finish(response, req, reason="not_html")
         page = extract_page(text, response.url, self.rules, robots_names=self.agent_names)
         self.count("article_pages")
-        self.count("pages_with_article_body" if page.has_body else "pages_without_article_body")
+        self.count("article_body_found" if page.has_body else "article_body_not_found")
         directives = header_tags | page.robots
         if directives & self.opt_out:
             return self._finish(response, req, reason="opted_out")
