@@ -39,6 +39,13 @@ _TEXT_CONTAINERS = {"td", "div", "section", "article", "center", "font", "span",
 # Text inside these is never article prose.
 _NOT_PROSE = {"a", "figcaption", "h1", "h2", "h3", "h4", "h5", "h6", "button", "label", "option"}
 _PUNCT = re.compile(r"[，。、；,;！？!?]")
+# Readability's scoring: a paragraph scores 1, plus one per clause mark, plus one per this many
+# characters (at most `_MAX_LENGTH_BONUS`); its parent gets it whole, each further ancestor half of
+# what the one below got, for `_PROPAGATION_LEVELS` levels; class/id vocabulary adds or takes this.
+_LENGTH_UNIT = 100
+_MAX_LENGTH_BONUS = 3
+_PROPAGATION_LEVELS = 3
+_CLASS_WEIGHT = 25
 
 
 @dataclass
@@ -73,7 +80,8 @@ def is_chrome(el) -> bool:
 
 def _class_weight(el) -> int:
     toks = tokens(el)
-    return (25 if any(t in ARTICLE_TOKENS for t in toks) else 0) - (25 if any(t in CHROME_TOKENS for t in toks) else 0)
+    return ((_CLASS_WEIGHT if any(t in ARTICLE_TOKENS for t in toks) else 0)
+            - (_CLASS_WEIGHT if any(t in CHROME_TOKENS for t in toks) else 0))
 
 
 @dataclass
@@ -141,9 +149,9 @@ def find_body(root, rules: BodyRules | None = None, sizes: dict | None = None):
         n = text_len(text)
         if n < rules.min_paragraph_chars:
             continue
-        score = 1 + len(_PUNCT.findall(text)) + min(n // 100, 3)
+        score = 1 + len(_PUNCT.findall(text)) + min(n // _LENGTH_UNIT, _MAX_LENGTH_BONUS)
         node, share = el.getparent(), 1.0
-        for _ in range(3):
+        for _ in range(_PROPAGATION_LEVELS):
             if node is None or node.tag == "html":
                 break
             scores[node] = scores.get(node, 0.0) + score * share

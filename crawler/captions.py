@@ -58,9 +58,14 @@ _CAPTION_WORDS = re.compile(r"caption|descr|explain|legend|pictxt|pictext|imgtxt
                             r"wp-caption-text|imgnote|picnote|picinfo|imginfo|imgmark|picmark", re.I)
 _CAPTION_PAIRS_A = {"pic", "img", "image", "photo", "tu", "figure", "fig"}
 _CAPTION_PAIRS_B = {"txt", "text", "title", "tit", "info", "note", "name", "zhu", "shuo", "mark", "desc", "des", "intro", "word", "words"}
+# A line whose text is at least this share bold is a heading.
+_HEADING_BOLD_SHARE = 0.9
 _BOLD = re.compile(r"font-weight\s*:\s*(bold|[6-9]00)", re.I)
 _SMALL_GREY = re.compile(r"font-size\s*:\s*(1[0-4]px|[0-9]px|small|x-small|0\.[0-9]+[er]m)|color\s*:\s*#?(9|8|7|6|a|b)[0-9a-f]{2,5}\b|color\s*:\s*gr[ae]y", re.I)
+_PARAGRAPHS = {"p", "center", "font", "span", "a", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6"}
 _INLINE = {"a", "span", "font", "strong", "b", "em", "i", "u", "small", "big", "picture", "sup", "sub"}
+# A block whose text is more than this share link text is a link (a teaser title, "more" link).
+_LINK_TEXT_SHARE = 0.7
 _CENTRE_STYLE = re.compile(r"text-align\s*:\s*center", re.I)
 
 
@@ -191,20 +196,19 @@ def _is_heading_el(el) -> bool:
     text = block_text(el)
     if not text:
         return False
-    if _BOLD.search(el.get("style") or ""):
+    if _is_bold(el):
         return True
-    bold = 0
-    for node in el.iterdescendants():
-        if not isinstance(node.tag, str):
-            continue
-        if _tag(node) in ("b", "strong", "h1", "h2", "h3", "h4", "h5", "h6") or _BOLD.search(node.get("style") or ""):
-            if not any(_tag(a) in ("b", "strong") or _BOLD.search(a.get("style") or "")
-                       for a in node.iterancestors() if a is not el and any(x is el for x in a.iterancestors())):
-                bold += text_len(block_text(node))
-    return bold >= text_len(text) * 0.9
+    bold = {n for n in el.iterdescendants() if isinstance(n.tag, str) and _is_bold(n)}
+    # Text of the outermost bold elements (nested ones are counted with their bold ancestor).
+    outer = [n for n in bold if not any(a in bold for a in n.iterancestors())]
+    return sum(text_len(block_text(n)) for n in outer) >= text_len(text) * _HEADING_BOLD_SHARE
 
 
-def _link_share(el, img) -> float:
+def _is_bold(el) -> bool:
+    return _tag(el) in ("b", "strong", "h1", "h2", "h3", "h4", "h5", "h6") or bool(_BOLD.search(el.get("style") or ""))
+
+
+def _link_share(el) -> float:
     text = text_len(block_text(el))
     if not text:
         return 0.0
@@ -289,9 +293,10 @@ def following_candidate(img, rules: CaptionRules, stop=None) -> Candidate | None
                 if text:
                     if link is not None and (sib in link.iterdescendants()):
                         return Candidate(text, "below", False, "link_text")
-                    if _link_share(sib, img) > 0.7:
+                    if _link_share(sib) > _LINK_TEXT_SHARE:
                         return Candidate(text, "below", False, "link_text")
-                    source = "br_text" if _tag(parent) not in ("div", "body", "section", "article", "td", "li") and level == 0 else "below"
+                    # An element right after the image inside its own paragraph is text after it, not below.
+                    source = "br_text" if level == 0 and _tag(parent) in _PARAGRAPHS else "below"
                     verdict = _judge_below(text, sib, rules, source)
                     if verdict.why != "interface_text":
                         return verdict
@@ -309,9 +314,9 @@ def following_candidate(img, rules: CaptionRules, stop=None) -> Candidate | None
     return None
 
 
-def figcaption_candidate(img, levels: int) -> Candidate | None:
+def figcaption_candidate(img, rules: CaptionRules) -> Candidate | None:
     node = img.getparent()
-    for _ in range(levels + 1):
+    for _ in range(rules.levels + 1):
         if node is None:
             return None
         if _tag(node) == "figure":
@@ -319,7 +324,7 @@ def figcaption_candidate(img, levels: int) -> Candidate | None:
             if cap is None:
                 return None
             text = block_text(cap)
-            why = text_verdict(text, 256)
+            why = text_verdict(text, rules.max_chars)
             return Candidate(text, "figcaption", not why, why)
         node = node.getparent()
     return None
@@ -352,7 +357,7 @@ def _same_as_page_title(text: str, page: PageContext) -> bool:
 def candidates(img, rules: CaptionRules, page: PageContext, stop=None) -> list[Candidate]:
     """Every caption candidate of the image, in rank order (accepted and rejected)."""
     out: list[Candidate] = []
-    fig = figcaption_candidate(img, rules.levels)
+    fig = figcaption_candidate(img, rules)
     if fig is not None:
         out.append(fig)
     below = following_candidate(img, rules, stop)

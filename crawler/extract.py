@@ -252,7 +252,7 @@ def _is_chrome_image(img, url: str) -> bool:
 _IMAGE_FILE = re.compile(r"(?i)\.(jpe?g|png|gif|webp|bmp|avif)(\?|$)")
 
 
-def _is_teaser(img, base: str) -> bool:
+def _is_teaser(img, base: str, max_chars: int) -> bool:
     """A thumbnail linking to another page together with that page's title: a related-article teaser.
 
     Images linking to their own larger version, or to nothing, are not teasers."""
@@ -271,7 +271,7 @@ def _is_teaser(img, base: str) -> bool:
         if item is None:
             return False
         if item.tag in ("li", "dd", "dt") or sum(1 for _ in item.iter("a")) >= 2:
-            return any(a is not link and not text_verdict(normalize_caption(element_text(a)), 256) and
+            return any(a is not link and not text_verdict(normalize_caption(element_text(a)), max_chars) and
                        resolve_url(base, a.get("href")) == target for a in item.iter("a"))
         item = item.getparent()
     return False
@@ -328,7 +328,7 @@ def _pairs_of_page(root, reader: _ImageReader, rules: ExtractRules) -> tuple[lis
         if _is_chrome_image(img, url):
             reader.skip("chrome")
             continue
-        if _is_teaser(img, reader.base):
+        if _is_teaser(img, reader.base, rules.max_caption_chars):
             reader.skip("teaser")
             continue
         cand = best_caption(img, caption_rules, page, stop=body)
