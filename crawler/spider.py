@@ -158,6 +158,8 @@ class DiscoverySpider(scrapy.Spider):
         self.agent_names = {"robots", self.name}
         self.counts: dict[str, int] = {}
         self.max_pages = int(self.cfg.get("max_pages_per_partition", 0))
+        # Smallest depth each request was issued at in this run (request key -> depth).
+        self.nearest: dict[str, int] = {}
 
     # ------------------------------------------------------------ bookkeeping
     def count(self, key: str, n: int = 1) -> None:
@@ -178,8 +180,10 @@ class DiscoverySpider(scrapy.Spider):
 
     def _request(self, req: dict) -> scrapy.Request:
         callback = self.parse_search if req["kind"] == SEARCH else self.parse_page
+        self.nearest[request_key(req["kind"], req["url"])] = int(req.get("depth", 0))
+        # A page reached again nearer to a seed is fetched again (see `_new_requests`).
         return scrapy.Request(req["url"], callback=callback, errback=self.on_error,
-                              meta={"wk": req}, dont_filter=False)
+                              meta={"wk": req}, dont_filter=bool(req.get("nearer")))
 
     async def start(self):
         pending = self.journal.load(self.seeds())
@@ -188,13 +192,37 @@ class DiscoverySpider(scrapy.Spider):
             if self._page_budget_left():
                 yield self._request(req)
 
+    def _new_requests(self, requests) -> list[dict]:
+        """Requests not issued yet, and pages met again nearer to a seed than when first requested.
+
+        Crawl order is not breadth-first (a search result's page may first be met as a link of an
+        article, one hop deeper): a page requested at depth d followed its links d+1 deep; met again at
+        a smaller depth, it is fetched again so that its links reach as far as they should. Each page is
+        fetched at most `depth_limit + 1` times; pages finished by an earlier run are not fetched again."""
+        out = []
+        for r in requests:
+            key = request_key(r["kind"], r["url"])
+            depth = int(r.get("depth", 0))
+            best = self.nearest.get(key)
+            if best is None:
+                if key in self.journal.done:
+                    continue
+            elif depth >= best or r["kind"] != PAGE:
+                continue
+            else:
+                r = {**r, "nearer": True}
+                self.count("refetched_nearer_to_a_seed")
+            self.nearest[key] = depth
+            out.append(r)
+        return out
+
     def _page_budget_left(self) -> bool:
         return not self.max_pages or self.journal.pages_fetched < self.max_pages
 
     def _finish(self, response_or_req, req: dict, *, pairs=(), requests=(), reason: str | None = None,
                 fetched: int = 1) -> list[scrapy.Request]:
         """Journal the page with its pairs and follow-up requests, then return those requests."""
-        requests = [r for r in requests if request_key(r["kind"], r["url"]) not in self.journal.done]
+        requests = self._new_requests(requests)
         self.journal.done.add(request_key(req["kind"], req["url"]))
         self.journal.pages_fetched += fetched
         self.journal.write({"key": request_key(req["kind"], req["url"]), "url": req["url"], "done": True,
