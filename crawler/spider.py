@@ -160,6 +160,7 @@ class DiscoverySpider(scrapy.Spider):
         self.max_pages = int(self.cfg.get("max_pages_per_partition", 0))
         # Smallest depth each request was issued at in this run (request key -> depth).
         self.nearest: dict[str, int] = {}
+        self.depth_limit = int(self.cfg.get("depth_limit", 0))
 
     # ------------------------------------------------------------ bookkeeping
     def count(self, key: str, n: int = 1) -> None:
@@ -180,10 +181,13 @@ class DiscoverySpider(scrapy.Spider):
 
     def _request(self, req: dict) -> scrapy.Request:
         callback = self.parse_search if req["kind"] == SEARCH else self.parse_page
-        self.nearest[request_key(req["kind"], req["url"])] = int(req.get("depth", 0))
-        # A page reached again nearer to a seed is fetched again (see `_new_requests`).
+        key = request_key(req["kind"], req["url"])
+        depth = int(req.get("depth", 0))
+        self.nearest[key] = min(depth, self.nearest.get(key, depth))
+        # Shallower pages first (breadth-first leaning): a page is then rarely met nearer to a seed
+        # only after it was parsed, when its links would be followed one hop short.
         return scrapy.Request(req["url"], callback=callback, errback=self.on_error,
-                              meta={"wk": req}, dont_filter=bool(req.get("nearer")))
+                              meta={"wk": req}, priority=-depth, dont_filter=False)
 
     async def start(self):
         pending = self.journal.load(self.seeds())
@@ -193,28 +197,30 @@ class DiscoverySpider(scrapy.Spider):
                 yield self._request(req)
 
     def _new_requests(self, requests) -> list[dict]:
-        """Requests not issued yet, and pages met again nearer to a seed than when first requested.
+        """Requests not issued yet; a page met again nearer to a seed takes the smaller depth.
 
-        Crawl order is not breadth-first (a search result's page may first be met as a link of an
-        article, one hop deeper): a page requested at depth d followed its links d+1 deep; met again at
-        a smaller depth, it is fetched again so that its links reach as far as they should. Each page is
-        fetched at most `depth_limit + 1` times; pages finished by an earlier run are not fetched again."""
+        Crawl order is only roughly breadth-first (requests are prioritised by depth, but a search
+        result's page may first be met as an article's link, one hop deeper): while its request is
+        pending, its response is parsed at the smallest depth it was met at (`_depth`). Pages are
+        never fetched twice, and pages finished by an earlier run are not fetched again."""
         out = []
         for r in requests:
             key = request_key(r["kind"], r["url"])
             depth = int(r.get("depth", 0))
             best = self.nearest.get(key)
-            if best is None:
-                if key in self.journal.done:
-                    continue
-            elif depth >= best or r["kind"] != PAGE:
+            if best is not None:
+                self.nearest[key] = min(best, depth)
                 continue
-            else:
-                r = {**r, "nearer": True}
-                self.count("refetched_nearer_to_a_seed")
+            if key in self.journal.done:
+                continue
             self.nearest[key] = depth
             out.append(r)
         return out
+
+    def _depth(self, req: dict) -> int:
+        """The smallest depth the page was met at so far (its request may carry a larger one)."""
+        depth = int(req.get("depth", 0))
+        return min(depth, self.nearest.get(request_key(req["kind"], req["url"]), depth))
 
     def _page_budget_left(self) -> bool:
         return not self.max_pages or self.journal.pages_fetched < self.max_pages
@@ -305,8 +311,8 @@ class DiscoverySpider(scrapy.Spider):
         self._merge_skips(page.skipped)
         pairs = [self._pair_record(p, response.url, req.get("query"), None) for p in page.pairs]
         follow = []
-        depth = int(req.get("depth", 0))
-        depth_limit = int(self.cfg.get("depth_limit", 0))
+        depth = self._depth(req)
+        depth_limit = self.depth_limit
         if depth_limit > 0 and "nofollow" not in directives and "none" not in directives:
             # A list's (or article's) next pages are the same list: they do not spend depth, only
             # the chain of pages is bounded (and max_pages_per_partition bounds everything).
