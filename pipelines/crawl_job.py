@@ -339,6 +339,6 @@ def _filter_and_download(out: Path, cfg: WukongConfig) -> dict:
     kept = open_parts(out / "candidates_filtered", "kept").paths()
     if not cfg.download.save_additional_columns:
         cfg = dataclasses.replace(cfg, download=dataclasses.replace(
-            cfg.download, save_additional_columns=["page_url", "query"]))
+            cfg.download, save_additional_columns=["page_url", "query", "caption_source"]))
     stats["download"] = run_download(kept, out / "raw", cfg)
     return stats

@@ -90,6 +90,9 @@ def test_demo_crawl_end_to_end_and_rerun(ray_local, tmp_path):
     raw = pq.ParquetDataset(sorted(str(p) for p in (out / "raw").glob("0*.parquet"))).read().to_pandas()
     assert not set(rejected.url) & set(raw.url)
     ok = raw[raw.status == "success"]
+    # Where each caption came from travels with the pair into the raw shards.
+    assert ok.caption_source.isin({"figcaption", "caption_class", "br_text", "below", "alt", "title",
+                                   "search_result"}).all()
     assert set(by_cat[ok.url]) <= {"good", "slow", "mixed", "traditional", "person_name", "phone", "email",
                                    "exact_dup_of", "near_dup_of"}
     good = gt[gt.category.isin(["good", "slow"]) & gt.discoverable]
