@@ -69,7 +69,7 @@ filter: $(STAMP)
 	$(WUKONG) filter $(OUT)/crawl/raw --output $(OUT)/filter $(CONFIG_ARGS)
 
 dedup: $(STAMP)
-	$(WUKONG) dedup $(OUT)/crawl/raw --kept $(OUT)/filter/kept.parquet --output $(OUT)/dedup $(CONFIG_ARGS)
+	$(WUKONG) dedup $(OUT)/crawl/raw --kept $(OUT)/filter --output $(OUT)/dedup $(CONFIG_ARGS)
 
 shards: filter dedup
 	$(WUKONG) shards $(OUT)/crawl/raw --filter $(OUT)/filter --dedup $(OUT)/dedup --output $(OUT)/shards $(CONFIG_ARGS)

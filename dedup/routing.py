@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dedup.near import positions
+
 SID_ROW_BITS = 32
 
 
@@ -21,7 +23,7 @@ def sample_ids(partition: int, rows: np.ndarray) -> np.ndarray:
 
 def node_ids(phash: np.ndarray, has_phash: np.ndarray, sid: np.ndarray, unique: np.ndarray) -> np.ndarray:
     """Node of each sample (see the module docstring)."""
-    nodes = np.searchsorted(unique, phash).astype(np.int64)
+    nodes = positions(unique, phash)
     return np.where(has_phash, nodes, np.int64(unique.size) + sid)
 
 
@@ -29,7 +31,7 @@ def in_sorted(values: np.ndarray, sorted_set: np.ndarray) -> tuple[np.ndarray, n
     """(is each value in `sorted_set`, its position there where it is)."""
     if sorted_set.size == 0:
         return np.zeros(values.shape, dtype=bool), np.zeros(values.shape, dtype=np.int64)
-    pos = np.minimum(np.searchsorted(sorted_set, values), sorted_set.size - 1)
+    pos = np.minimum(positions(sorted_set, values), sorted_set.size - 1)
     return sorted_set[pos] == values, pos
 
 

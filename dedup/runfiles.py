@@ -23,7 +23,12 @@ def write_sorted(path: str | Path, table: pa.Table, column: str) -> int:
     """Write `table` sorted by `column` (uint64 or int64, stable); returns the rows written."""
     values = table[column].to_numpy()
     order = np.argsort(values, kind="stable")
-    table = table.take(pa.array(order)).combine_chunks()
+    return write_table(path, table.take(pa.array(order)))
+
+
+def write_table(path: str | Path, table: pa.Table) -> int:
+    """Write `table` as one record batch, atomically; returns the rows written."""
+    table = table.combine_chunks()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path(path)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedup.digest import digest128
-from dedup.exact import normalize_url
+from dedup.exact import normalize_urls
 
 STATUS_SUCCESS = "success"
 RAW_COLUMNS = ["key", "url", "caption", "status", "sha256", "phash", "width", "height",
@@ -98,10 +98,10 @@ def pixels(table: pa.Table) -> np.ndarray:
 def sample_table(rows: pa.Table, drop_params) -> pa.Table:
     """The compact columns (SAMPLE_SCHEMA) of `rows` (read_success's columns), sorted by key."""
     rows = rows.take(pc.sort_indices(rows, sort_keys=[("key", "ascending")]))
-    url_norm = [normalize_url(u, drop_params) for u in rows["url"].to_pylist()]
+    url_norm = normalize_urls(rows["url"], drop_params)
     phash = pc.cast(rows["phash"], pa.uint64())
     caption = pc.fill_null(pc.cast(rows["caption"], pa.string()), "")
-    url = digest128(pa.array(url_norm, type=pa.string()))
+    url = digest128(url_norm)
     sha = digest128(rows["sha256"])
     cap = digest128(caption, missing_empty=False)
     cols = {

@@ -7,7 +7,7 @@ work directory belongs to one run fingerprint (inputs and configuration, checked
 so a marker is never read against other inputs. Layout under the work directory (P: raw index
 position, E/D: exact/decide reducer count and index):
 
-    map/P.samples.parquet  the partition's samples (dedup.samples.SAMPLE_SCHEMA), sorted by key
+    map/P.samples.arrow    the partition's samples (dedup.samples.SAMPLE_SCHEMA), sorted by key
     map/P.exact.arrow      its exact rows (dedup.exact.EXACT_SCHEMA), sorted by digest
     map/P.phash.npz        its distinct and its repeated pHashes
     map/P.json             counts and key range (marker)
@@ -27,16 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dedup.config import DedupConfig
 from dedup.digest import cluster_ids, mix64
 from dedup.exact import EXACT_SCHEMA, exact_edges, exact_rows
 from dedup.routing import labels, node_ids, sample_ids
-from dedup.runfiles import gather, read_all, rows, slice_range, write_sorted
+from dedup.runfiles import gather, read_all, rows, slice_range, write_sorted, write_table
 from dedup.samples import first_per_key, key_range, phash_summary, read_success, restrict_to_kept, sample_table
 from dedup.survivors import REASONS, ROUTE_SCHEMA, UNIQUE, decide_clusters
-from shards.atomic import write_bytes_atomic, write_json_atomic, write_parquet_atomic
+from shards.atomic import write_bytes_atomic, write_json_atomic
 from shards.parts import Part, Parts, RangeIndex, read_range, write_part
 
 
@@ -116,7 +115,7 @@ def map_step(work: Work, p: int, raw_path: str, kept: Parts | None, exclude: lis
         table, stats["not_kept"] = restrict_to_kept(table, k)
     samples = sample_table(table, cfg.url_drop_params)
     n = samples.num_rows
-    write_parquet_atomic(work.map(p, "samples.parquet"), samples)
+    write_table(work.map(p, "samples.arrow"), samples)
     exact = exact_rows(samples, sample_ids(p, np.arange(n)), cfg.exact_url, cfg.exact_sha256)
     stats["exact_rows"] = write_sorted(work.map(p, "exact.arrow"), exact, "d_hi")
     distinct, repeated = phash_summary(samples)
@@ -136,8 +135,8 @@ def exact_step(work: Work, buckets: int, e: int, lo: int, hi: int, partitions: n
     if path.is_file():
         return {**load_npz(path), "reused": True}
     t = gather([work.map(int(p), "exact.arrow") for p in partitions], "d_hi", lo, hi, EXACT_SCHEMA)
-    nodes = node_ids(t["phash"].to_numpy(), t["has_phash"].to_numpy(zero_copy_only=False), t["sid"].to_numpy(), unique)
-    a, b = exact_edges(t["kind"].to_numpy(), t["d_hi"].to_numpy(), t["d_lo"].to_numpy(), nodes)
+    a, b = exact_edges(t["kind"].to_numpy(), t["d_hi"].to_numpy(), t["d_lo"].to_numpy(), t["phash"].to_numpy(),
+                       t["has_phash"].to_numpy(zero_copy_only=False), t["sid"].to_numpy(), unique)
     save_npz(path, a=a, b=b)
     return {"a": a, "b": b, "reused": False}
 
@@ -164,7 +163,8 @@ def route_step(work: Work, p: int, unique: np.ndarray, repeated: np.ndarray, edg
 
 
 def _read_samples(work: Work, p: int, columns: list[str] | None = None) -> pa.Table:
-    return pq.read_table(work.map(p, "samples.parquet"), columns=columns)
+    table = read_all(work.map(p, "samples.arrow"))
+    return table.select(columns) if columns else table
 
 
 # --- dedup-decide ---------------------------------------------------------------------------------

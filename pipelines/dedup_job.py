@@ -118,9 +118,9 @@ def ray_near_finder(unique: np.ndarray, cfg: DedupConfig) -> tuple[np.ndarray, n
 
 def resolve_kept(kept) -> Parts | None:
     """The filter's kept rows: a filter output directory (`kept/` parts or a legacy
-    `kept.parquet`), a `kept/` directory, or a legacy file."""
-    if kept is None:
-        return None
+    `kept.parquet`), a `kept/` directory, or a legacy file (or Parts already resolved)."""
+    if kept is None or isinstance(kept, Parts):
+        return kept
     path = Path(kept)
     if path.is_file():
         return Parts(path.parent, (Part(path.name, pq.ParquetFile(path).metadata.num_rows),), {"legacy": True})
@@ -267,6 +267,19 @@ def _finish_near(work: Work, pending) -> tuple[np.ndarray, np.ndarray, dict]:
     return lo, hi, stats
 
 
+class _Clock:
+    """Wall seconds of each driver step, for the stats."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._t, 3)
+        self._t = now
+
+
 def _published(decisions_dir: Path, stats_path: Path, fingerprint: str) -> dict | None:
     """The stats of a finished run with this fingerprint, if its output is still complete."""
     try:
@@ -281,7 +294,9 @@ def _published(decisions_dir: Path, stats_path: Path, fingerprint: str) -> dict 
     return stats
 
 
-def run_dedup(raw_dirs, output, cfg: WukongConfig, kept: str | Path | None = None) -> dict:
+def run_dedup(raw_dirs, output, cfg: WukongConfig, kept: str | Path | Parts | None = None) -> dict:
+    """Decisions for every sample of the raw indexes under `raw_dirs` (restricted to the filter's
+    kept rows when `kept` names a filter output, see `resolve_kept`); returns the stats."""
     import ray
 
     problems = cfg.dedup.problems()
@@ -305,14 +320,17 @@ def run_dedup(raw_dirs, output, cfg: WukongConfig, kept: str | Path | None = Non
     remove_stale_temporaries(decisions_dir)
     work = prepare_work(out / WORK_DIR, fingerprint)
 
+    clock = _Clock()
     # 1. dedup-map
     maps = _run_maps(work, files, kept_parts, dcfg)
+    clock.lap("map")
     live = [p for p, s in enumerate(maps) if s["samples"] > 0]
     live_ref = ray.put(np.asarray(live, dtype=np.int64))
     unique, repeated = _distinct_phashes(work, live, maps)
     n_unique = int(unique.size)
     unique_ref, repeated_ref = ray.put(unique), ray.put(repeated)
     del unique, repeated  # the tasks read them from the object store
+    clock.lap("distinct_phash")
 
     # 2. dedup-exact and dedup-tables, side by side
     near = _near_pairs(work, unique_ref, n_unique, dcfg)
@@ -321,6 +339,7 @@ def run_dedup(raw_dirs, output, cfg: WukongConfig, kept: str | Path | None = Non
     exact = ray.get([exact_task.remote(work, exact_buckets, e, lo, hi, live_ref, unique_ref)
                      for e, (lo, hi) in enumerate(bucket_bounds(exact_buckets))])
     near_lo, near_hi, near_stats = _finish_near(work, near)
+    clock.lap("exact_and_near")
 
     # 3. components over the nodes that have an edge (near pairs are hash-node pairs already)
     edge_nodes, edge_roots = edge_components(np.concatenate([near_lo] + [x["a"] for x in exact]),
@@ -331,26 +350,31 @@ def run_dedup(raw_dirs, output, cfg: WukongConfig, kept: str | Path | None = Non
     nodes_ref, roots_ref = ray.put(edge_nodes), ray.put(edge_roots)
     n_edge_nodes = int(edge_nodes.size)
     del edge_nodes, edge_roots
+    clock.lap("components")
 
     # 4. dedup-route, 5. dedup-decide
     route_task = _remote(route_step, "dedup-route")
     routed = ray.get([route_task.remote(work, p, unique_ref, repeated_ref, nodes_ref, roots_ref) for p in live])
+    clock.lap("route")
     decide_buckets = _buckets(sum(r["routed"] for r in routed), dcfg)
     decide_task = _remote(decide_step, "dedup-decide")
     decided = ray.get([decide_task.remote(work, decide_buckets, d, lo, hi, live_ref, dcfg)
                        for d, (lo, hi) in enumerate(bucket_bounds(decide_buckets))])
     del unique_ref, repeated_ref, nodes_ref, roots_ref
+    clock.lap("decide")
 
     # 6. dedup-write, then publish
     write_task = _remote(_write_task, "dedup-write")
     written = ray.get([write_task.remote(work, p, str(decisions_dir), decide_buckets) for p in live])
     write_manifest(decisions_dir, [Part(**w["part"]) for w in written], {"fingerprint": fingerprint})
     (out / LEGACY_DECISIONS).unlink(missing_ok=True)  # an earlier version's output, now stale
+    clock.lap("write")
 
     stats = _stats(maps, written, decided, kept_parts, n_unique, near_stats, dcfg)
     stats.update(fingerprint=fingerprint, seconds=round(time.perf_counter() - t0, 3), work={
         "partitions": len(files), "exact_tasks": exact_buckets, "decide_tasks": decide_buckets,
         "routed_samples": sum(r["routed"] for r in routed), "edges": n_edges, "edge_nodes": n_edge_nodes,
+        "seconds": clock.laps,
         # Steps a previous run of the same fingerprint had finished (a resumed run).
         "reused": {"map": sum(s["reused"] for s in maps), "exact": exact_reused, "near": near[0] == "saved",
                    "route": sum(r["reused"] for r in routed), "decide": sum(d["reused"] for d in decided),

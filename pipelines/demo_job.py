@@ -23,6 +23,7 @@ from pipelines.config import WukongConfig
 from pipelines.ray_runtime import init_ray
 from shards.atomic import write_bytes_atomic, write_json_atomic
 from shards.format import STATUS_SUCCESS
+from shards.parts import open_parts
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def trace_ground_truth(d: StageDirs, text_rules=None) -> pd.DataFrame:
     # The final caption, to tell a rewritten caption (masking, t2s) from the one on the page.
     kept = _read_parquets([d.filter / "kept.parquet"], ["key", "caption"])
     final_caption = dict(zip(kept["key"], kept["caption"]))
-    decisions = _read_parquets([d.dedup / "decisions.parquet"], ["key", "keep", "reason"])
+    decisions = _read_parquets(open_parts(d.dedup, "decisions").paths(), ["key", "keep", "reason"])
     dedup_drop = {k: r for k, keep, r in zip(decisions["key"], decisions["keep"], decisions["reason"]) if not keep}
     final = _read_parquets(sorted(d.shards.glob("*/*.parquet")), ["key"])
     final_keys = set(final["key"])
@@ -247,7 +248,7 @@ def run_demo(output: str | Path, cfg: WukongConfig) -> dict:
 
     stage("crawl", run_crawl, d.crawl, cfg)
     stage("filter", run_filter, [str(d.raw)], d.filter, cfg)
-    stage("dedup", run_dedup, [str(d.raw)], d.dedup, cfg, kept=d.filter / "kept.parquet")
+    stage("dedup", run_dedup, [str(d.raw)], d.dedup, cfg, kept=d.filter)
     stage("shards", run_shards, [str(d.raw)], d.shards, cfg, filter_dir=d.filter, dedup_dir=d.dedup)
 
     demo = cfg.demo
