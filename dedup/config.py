@@ -30,7 +30,7 @@ class DedupConfig:
         "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "spm", "share_from"])
     # Distinct captions kept per image cluster, each as its own pair (1: one pair per cluster).
     captions_per_cluster: int = 1
-    # Rows one dedup-exact or dedup-decide task gathers (about 40 and 110 bytes each): sets how
+    # Rows one dedup-exact or dedup-decide task gathers (about 35 and 125 bytes each): sets how
     # many such tasks run; each reads one slice of every raw index's work file.
     shuffle_rows_per_task: int = 4_000_000
 

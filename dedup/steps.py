@@ -12,6 +12,8 @@ position, E/D: exact/decide reducer count and index):
     map/P.phash.npz        its distinct and its repeated pHashes
     map/P.json             counts and key range (marker)
     exact/E-e.npz          edges of exact reducer e of E (marker)
+    components.npz         nodes that have an edge and their component labels (marker of the
+                           near search, the exact reducers and the components together)
     route/P.arrow          its samples in multi-sample clusters, sorted by bucket (marker)
     decided/D-d.arrow      decisions of decide reducer d of D, sorted by partition
     decided/D-d.json       its counts (marker)
@@ -28,9 +30,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from dedup.clusters import edge_components
 from dedup.config import DedupConfig
 from dedup.digest import cluster_ids, mix64
 from dedup.exact import EXACT_SCHEMA, exact_edges, exact_rows
+from dedup.near import merge_table_results, sorted_unique
 from dedup.routing import labels, node_ids, sample_ids
 from dedup.runfiles import gather, read_all, rows, slice_range, write_sorted, write_table
 from dedup.samples import first_per_key, key_range, phash_summary, read_success, restrict_to_kept, sample_table
@@ -60,8 +64,8 @@ class Work:
     def written(self, p: int) -> Path:
         return self.root / "write" / f"{p:05d}.json"
 
-    def near(self) -> Path:
-        return self.root / "near.npz"
+    def components(self) -> Path:
+        return self.root / "components.npz"
 
     def dirs(self) -> list[Path]:
         return [self.root / d for d in ("map", "exact", "route", "decided", "write")]
@@ -125,6 +129,33 @@ def map_step(work: Work, p: int, raw_path: str, kept: Parts | None, exclude: lis
     return {**stats, "reused": False}
 
 
+# --- dedup-distinct -------------------------------------------------------------------------------
+
+def distinct_step(work: Work, partitions: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(sorted distinct pHashes of all samples, the sorted ones more than one sample holds, how
+    many distinct), merged from the partitions' summaries (`counts`: distinct hashes of each) in
+    one preallocated array: 8 bytes per hash, twice while deduplicating."""
+    merged = np.empty(int(np.sum(counts)), dtype=np.uint64)
+    repeated = []
+    at = 0
+    for p in partitions:
+        summary = load_npz(work.map(int(p), "phash.npz"))
+        d = summary["distinct"]
+        merged[at:at + d.size] = d
+        at += d.size
+        repeated.append(summary["repeated"])
+    merged.sort()
+    if merged.size == 0:
+        return merged, merged, 0
+    new = np.empty(merged.size, dtype=bool)
+    new[0] = True
+    np.not_equal(merged[1:], merged[:-1], out=new[1:])
+    repeated.append(merged[1:][~new[1:]])  # held by samples of two or more partitions
+    unique = merged[new]
+    del merged
+    return unique, sorted_unique(np.concatenate(repeated)), int(unique.size)
+
+
 # --- dedup-exact ----------------------------------------------------------------------------------
 
 def exact_step(work: Work, buckets: int, e: int, lo: int, hi: int, partitions: np.ndarray,
@@ -139,6 +170,29 @@ def exact_step(work: Work, buckets: int, e: int, lo: int, hi: int, partitions: n
                        t["has_phash"].to_numpy(zero_copy_only=False), t["sid"].to_numpy(), unique)
     save_npz(path, a=a, b=b)
     return {"a": a, "b": b, "reused": False}
+
+
+# --- dedup-components ---------------------------------------------------------------------------
+
+def components_step(work: Work, near_results: list, exact_results: list[dict],
+                    near_plan: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Connected components over the nodes that have an edge: near pairs (hash nodes already,
+    from the table tasks' results) and exact-group edges. Returns (sorted nodes, their component
+    labels, a summary with the near search's counts)."""
+    path = work.components()
+    if path.is_file():
+        saved = load_npz(path)
+        return saved["nodes"], saved["roots"], {**json.loads(str(saved["summary"])), "reused": True}
+    lo, hi, near_stats = merge_table_results(near_results)
+    if near_results:
+        near_stats.update(near_plan)
+    a = np.concatenate([lo] + [x["a"] for x in exact_results])
+    b = np.concatenate([hi] + [x["b"] for x in exact_results])
+    nodes, roots = edge_components(a, b)
+    summary = {"near_search": near_stats, "edges": int(a.size), "edge_nodes": int(nodes.size),
+               "exact_tasks": len(exact_results), "exact_reused": sum(bool(x["reused"]) for x in exact_results)}
+    save_npz(path, nodes=nodes, roots=roots, summary=np.array(json.dumps(summary)))
+    return nodes, roots, {**summary, "reused": False}
 
 
 # --- dedup-route ----------------------------------------------------------------------------------

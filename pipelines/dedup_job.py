@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from dedup.clusters import edge_components
 from dedup.config import DedupConfig
 from dedup.digest import bucket_bounds
-from dedup.near import merge_table_results, sorted_unique, tables_pairs
-from dedup.steps import Work, decide_step, exact_step, load_npz, map_step, route_step, save_npz, write_step
+from dedup.near import merge_table_results, tables_pairs
+from dedup.steps import (Work, components_step, decide_step, distinct_step, exact_step, map_step, route_step,
+                         write_step)
 from dedup.survivors import REASONS, merge_hot
 from dedup.tables import choose_plan, make_tables, tables_by_first_block
 from pipelines import metrics
@@ -199,6 +199,12 @@ def _write_task(work, p, decisions_dir, decide_buckets):
     return out
 
 
+def _components_task(work, n_near, plan, *results):
+    """Near-pair results of `n_near` table tasks, then exact-edge results (resolved by Ray)."""
+    near = [r for res in results[:n_near] for r in res]
+    return components_step(work, near, list(results[n_near:]), plan)
+
+
 def _remote(fn, name: str, **options):
     import ray
     return ray.remote(fn).options(name=name, **options)
@@ -223,48 +229,8 @@ def _run_maps(work: Work, files: list[Path], kept: Parts | None, cfg: DedupConfi
     return stats
 
 
-def _distinct_phashes(work: Work, partitions: list[int], stats: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct pHashes of all samples, sorted hashes that more than one sample holds),
-    merged from the partitions' summaries into one preallocated array."""
-    total = sum(stats[p]["distinct_phash"] for p in partitions)
-    merged = np.empty(total, dtype=np.uint64)
-    repeated = []
-    at = 0
-    for p in partitions:
-        summary = load_npz(work.map(p, "phash.npz"))
-        d = summary["distinct"]
-        merged[at:at + d.size] = d
-        at += d.size
-        repeated.append(summary["repeated"])
-    merged.sort()
-    if merged.size == 0:
-        return merged, merged
-    new = np.empty(merged.size, dtype=bool)
-    new[0] = True
-    np.not_equal(merged[1:], merged[:-1], out=new[1:])
-    repeated.append(merged[1:][~new[1:]])  # held by samples of two or more partitions
-    return merged[new], sorted_unique(np.concatenate(repeated))
-
-
 def _buckets(rows: int, cfg: DedupConfig) -> int:
     return max(1, math.ceil(rows / cfg.shuffle_rows_per_task))
-
-
-def _near_pairs(work: Work, unique_ref, n: int, cfg: DedupConfig):
-    """Start the near search, or load the pairs a previous run of this fingerprint found."""
-    path = work.near()
-    if path.is_file():
-        saved = load_npz(path)
-        return ("saved", saved["lo"], saved["hi"], json.loads(str(saved["stats"])))
-    return ("started", near_search_start(unique_ref, n, cfg))
-
-
-def _finish_near(work: Work, pending) -> tuple[np.ndarray, np.ndarray, dict]:
-    if pending[0] == "saved":
-        return pending[1], pending[2], pending[3]
-    lo, hi, stats = near_search_finish(pending[1])
-    save_npz(work.near(), lo=lo, hi=hi, stats=np.array(json.dumps(stats)))
-    return lo, hi, stats
 
 
 class _Clock:
@@ -326,31 +292,30 @@ def run_dedup(raw_dirs, output, cfg: WukongConfig, kept: str | Path | Parts | No
     clock.lap("map")
     live = [p for p, s in enumerate(maps) if s["samples"] > 0]
     live_ref = ray.put(np.asarray(live, dtype=np.int64))
-    unique, repeated = _distinct_phashes(work, live, maps)
-    n_unique = int(unique.size)
-    unique_ref, repeated_ref = ray.put(unique), ray.put(repeated)
-    del unique, repeated  # the tasks read them from the object store
+
+    # 2. dedup-distinct: the distinct pHashes go to the object store, never through the driver
+    counts = np.asarray([maps[p]["distinct_phash"] for p in live], dtype=np.int64)
+    distinct = _remote(distinct_step, "dedup-distinct", num_returns=3, memory=max(1, int(counts.sum()) * 8 * 3))
+    unique_ref, repeated_ref, n_unique_ref = distinct.remote(work, live_ref, counts)
+    n_unique = ray.get(n_unique_ref)
     clock.lap("distinct_phash")
 
-    # 2. dedup-exact and dedup-tables, side by side
-    near = _near_pairs(work, unique_ref, n_unique, dcfg)
-    exact_buckets = _buckets(sum(maps[p]["exact_rows"] for p in live), dcfg)
-    exact_task = _remote(exact_step, "dedup-exact")
-    exact = ray.get([exact_task.remote(work, exact_buckets, e, lo, hi, live_ref, unique_ref)
-                     for e, (lo, hi) in enumerate(bucket_bounds(exact_buckets))])
-    near_lo, near_hi, near_stats = _finish_near(work, near)
-    clock.lap("exact_and_near")
-
-    # 3. components over the nodes that have an edge (near pairs are hash-node pairs already)
-    edge_nodes, edge_roots = edge_components(np.concatenate([near_lo] + [x["a"] for x in exact]),
-                                             np.concatenate([near_hi] + [x["b"] for x in exact]))
-    n_edges = int(near_lo.size + sum(x["a"].size for x in exact))
-    exact_reused = sum(x["reused"] for x in exact)
-    del near_lo, near_hi, exact
-    nodes_ref, roots_ref = ray.put(edge_nodes), ray.put(edge_roots)
-    n_edge_nodes = int(edge_nodes.size)
-    del edge_nodes, edge_roots
-    clock.lap("components")
+    # 3. dedup-exact and dedup-tables side by side, then dedup-components over their edges
+    near_refs, exact_refs, plan = [], [], {}
+    if not work.components().is_file():  # else a previous run of this fingerprint got this far
+        started = near_search_start(unique_ref, n_unique, dcfg)
+        if started is not None:
+            near_refs, near_plan, _ = started
+            plan = {"blocks": near_plan.blocks, "min_key_bits": near_plan.min_key_bits}
+        exact_buckets = _buckets(sum(maps[p]["exact_rows"] for p in live), dcfg)
+        exact_task = _remote(exact_step, "dedup-exact")
+        exact_refs = [exact_task.remote(work, exact_buckets, e, lo, hi, live_ref, unique_ref)
+                      for e, (lo, hi) in enumerate(bucket_bounds(exact_buckets))]
+    components = _remote(_components_task, "dedup-components", num_returns=3)
+    nodes_ref, roots_ref, summary_ref = components.remote(work, len(near_refs), plan, *near_refs, *exact_refs)
+    graph = ray.get(summary_ref)
+    del near_refs, exact_refs
+    clock.lap("exact_near_components")
 
     # 4. dedup-route, 5. dedup-decide
     route_task = _remote(route_step, "dedup-route")
@@ -370,15 +335,16 @@ def run_dedup(raw_dirs, output, cfg: WukongConfig, kept: str | Path | Parts | No
     (out / LEGACY_DECISIONS).unlink(missing_ok=True)  # an earlier version's output, now stale
     clock.lap("write")
 
-    stats = _stats(maps, written, decided, kept_parts, n_unique, near_stats, dcfg)
+    stats = _stats(maps, written, decided, kept_parts, n_unique, graph["near_search"], dcfg)
     stats.update(fingerprint=fingerprint, seconds=round(time.perf_counter() - t0, 3), work={
-        "partitions": len(files), "exact_tasks": exact_buckets, "decide_tasks": decide_buckets,
-        "routed_samples": sum(r["routed"] for r in routed), "edges": n_edges, "edge_nodes": n_edge_nodes,
-        "seconds": clock.laps,
+        "partitions": len(files), "exact_tasks": graph["exact_tasks"], "decide_tasks": decide_buckets,
+        "routed_samples": sum(r["routed"] for r in routed), "edges": graph["edges"],
+        "edge_nodes": graph["edge_nodes"], "seconds": clock.laps,
         # Steps a previous run of the same fingerprint had finished (a resumed run).
-        "reused": {"map": sum(s["reused"] for s in maps), "exact": exact_reused, "near": near[0] == "saved",
-                   "route": sum(r["reused"] for r in routed), "decide": sum(d["reused"] for d in decided),
-                   "write": sum(w["reused"] for w in written)}})
+        "reused": {"map": sum(s["reused"] for s in maps),
+                   "exact": graph["exact_tasks"] if graph["reused"] else graph["exact_reused"],
+                   "components": graph["reused"], "route": sum(r["reused"] for r in routed),
+                   "decide": sum(d["reused"] for d in decided), "write": sum(w["reused"] for w in written)}})
     write_json_atomic(out / "stats.json", stats)
     shutil.rmtree(work.root, ignore_errors=True)
     log.info("dedup: %d examined, %d kept, %s", stats["examined"], stats["kept"], stats["by_reason"])

@@ -255,8 +255,8 @@ def synthetic_rows(n: int, seed: int = 0, radius: int = 4, file_index: int = 0) 
     hosts = url_id % 97
 
     def url(i: int) -> str:
-        base = f"img{hosts[i]}.example.test/p/{url_id[i]}.jpg"
-        return (f"http://{base}", f"https://{base.upper().replace('/P/', '/p/').replace('.JPG', '.jpg')}",
+        base = f"img{hosts[i]}.example.test/{file_index}/p/{url_id[i]}.jpg"
+        return (f"http://{base}", f"https://{base.upper().split('/', 1)[0]}/{base.split('/', 1)[1]}",
                 f"http://{base}?utm_source=feed", f"HTTP://{base}#top")[url_style[i]]
 
     ok = ~failed

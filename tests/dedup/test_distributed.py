@@ -158,7 +158,7 @@ def test_resume_redoes_only_missing_work_and_is_byte_identical(ray_local, rows, 
     blocker.rmdir()
     stats = run_dedup([raw], out, cfg)
     reused = stats["work"]["reused"]
-    assert reused["map"] == 5 and reused["near"] and reused["route"] == 5
+    assert reused["map"] == 5 and reused["components"] and reused["route"] == 5
     assert reused["exact"] == stats["work"]["exact_tasks"] and reused["decide"] == stats["work"]["decide_tasks"]
     assert reused["write"] < 5  # not the blocked part
     for name in sorted(p.name for p in (tmp_path / "clean" / "decisions").iterdir()):
