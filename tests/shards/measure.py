@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--keep-output", action="store_true")
     args = ap.parse_args()
     data = Path(args.data) / str(args.samples)
-    if not (data / "dedup" / "decisions.parquet").is_file():
+    if not ((data / "dedup" / "decisions.parquet").is_file() or (data / "dedup" / "decisions" / "_manifest.json").is_file()):
         shutil.rmtree(data, ignore_errors=True)
         t = time.perf_counter()
         write_synthetic(data, args.samples, per_shard=args.per_shard, layout="both", keep_truth=False)
