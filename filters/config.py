@@ -183,5 +183,8 @@ class FilterConfig:
     rows_per_partition: int = 50_000
     # Reduce tasks of the global caption count (0: one per CPU Ray sees).
     frequency_reducers: int = 0
+    # (key, count) pairs one frequency reduce task holds at most (16 bytes each: ~128 MB), so its
+    # memory stays bounded whatever the input size; more distinct captions mean more reduce tasks.
+    keys_per_reducer: int = 8_000_000
     # Directory of jieba's dictionary cache ("" = .cache/jieba under the working directory).
     jieba_cache_dir: str = ""

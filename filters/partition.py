@@ -22,6 +22,9 @@ ORIGINAL_CHARS_COL = "caption_original_chars"
 REASON_COL = "reason"
 DETAIL_COL = "reason_detail"
 KEY_COL = "_freq_key"
+# Columns the job uses and never writes out, and those only rejected rows carry.
+INTERNAL_COLS = (KEY_COL,)
+REJECT_ONLY_COLS = (REASON_COL, DETAIL_COL)
 RULE_SETS = ("all", "text", "image")
 # Rules that only clean and mask: what `rules="image"` still applies to captions.
 CLEANING_RULES = ("normalize", "convert", "privacy")
