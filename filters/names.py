@@ -40,6 +40,10 @@ _SEPARATOR_CHARS = frozenset(" \t\n\u3000:：/·|丨-")
 # A transliterated name part runs on through name-final syllables up to this length in all.
 _MAX_TRANSLITERATED = 6
 _SYLLABLE_MIN = 100
+# A character of the transliterated parts seen this often in them is a name syllable after a '·'.
+_NAME_CHAR_MIN = 20
+# A middle dot between two Han characters joins the parts of a transliterated full name.
+_NAME_DOT_RE = re.compile(f"(?<=[{HAN_CLASS}])[·•・](?=[{HAN_CLASS}])")
 # A caption opening with 2-4 Han characters and a colon ('齐国华：…'): a speaker, if a name.
 _SPEAKER_RE = re.compile(f"^\\s*([{HAN_CLASS}]{{2,4}})\\s*[:：]")
 # jieba tags of function words: a given-name character standing alone with one of these tags
@@ -149,6 +153,12 @@ class NameTagger:
         for w in self.t.context:
             ends[w[-1]] = ends.get(w[-1], 0) + 1
         self.syllables = frozenset(c for c, k in ends.items() if k >= _SYLLABLE_MIN and c not in "和与的是在")
+        # Characters of the listed parts, any position (沃, 克, 里...).
+        seen: dict[str, int] = {}
+        for w in self.t.context:
+            for c in w:
+                seen[c] = seen.get(c, 0) + 1
+        self.name_chars = frozenset(c for c, k in seen.items() if k >= _NAME_CHAR_MIN and c not in "和与的是在")
         self.person_words = tuple(sorted(self.t.before | self.t.after | self.t.titles, key=len, reverse=True))
         self.verb_lens = sorted({len(w) for w in self.t.verbs}, reverse=True)
         self.join_lens = sorted({len(w) for w in self.t.joins}, reverse=True)
@@ -230,8 +240,8 @@ class NameTagger:
             if word:
                 if self._is_name_word(word):
                     return True
-            elif j - i > 1 and self._is_name_word(self._longest_word_at(text, j, j)):
-                return True  # a compound surname, then a given name the dictionary knows
+            elif self._is_name_word(self._longest_word_at(text, j, j)):
+                return True  # a surname standing alone, then a given name the dictionary knows ('孔' '蒂')
             elif text[j] in given and not self._inside_word(text, i):
                 return True
             if after_title and self._title_after(text, j):
@@ -276,7 +286,33 @@ class NameTagger:
             extra = self.context_spans(text, out, found)
             if extra:
                 out = self._select(text, out + extra)
+        if out and _NAME_DOT_RE.search(text):
+            out = self._dotted(text, out)
         return self._repeats(text, out) if out else out
+
+    def _dotted(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The other part of a transliterated full name joined to a masked one by a middle dot
+        ('保罗·沃克', '穆罕默德·阿里'): a Han run of name syllables on the dot's other side, so no
+        part of the name is left showing."""
+        out = list(spans)
+        for m in _NAME_DOT_RE.finditer(text):
+            left, right = m.start(), m.end()
+            for a, b in spans:
+                if b == left:  # masked part before the dot: take the run after it
+                    j = right
+                    while j < len(text) and j - right < _MAX_TRANSLITERATED and text[j] in self.name_chars:
+                        j += 1
+                    run = (right, j)
+                elif a == right:  # masked part after the dot: take the run before it
+                    i = left
+                    while i > 0 and left - i < _MAX_TRANSLITERATED and text[i - 1] in self.name_chars:
+                        i -= 1
+                    run = (i, left)
+                else:
+                    continue
+                if run[1] - run[0] >= 2 and all(run[1] <= x or run[0] >= y for x, y in out):
+                    out.append(run)
+        return sorted(out)
 
     def _select(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Non-overlapping spans, longest first, none vetoed."""
@@ -478,6 +514,11 @@ class NameTagger:
         """Whether the span is a listed non-name, or starts one ('宫保' of '宫保鸡丁'), or is
         followed by a company, shop or place word ('华坚' of '华坚鞋业')."""
         listed = self.listed
+        # A title or credit right after the span ('钟南山院士', '（黄洋摄）') makes it a person,
+        # whatever the built list of name-like things files the same characters under; the
+        # hand-kept whitelist still holds.
+        if self._closed(text, b, False):
+            listed = self.t.whitelist
         for j in range(b, min(len(text), a + self.listed_max) + 1):
             if text[a:j] in listed:
                 return True
