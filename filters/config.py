@@ -130,11 +130,11 @@ class TextRulesConfig:
     name_context_file: str = ""
     # Well-known people masked wherever they stand as a word (scientists, writers, athletes,
     # singers, actors, historical and fictional figures): built offline by
-    # `python -m filters.names_resource` from THUOCL (MIT) filtered with jieba's dictionary
+    # `python -m filters.names_resource` from jieba's dictionary and THUOCL's best-known figures (MIT)
     # ("" = bundled known_names.txt).
     known_names_file: str = ""
-    # Name-like places, dishes, animals and cars that are never masked ('张家界', '宫保鸡丁', '金毛'),
-    # built with the known names ("" = bundled not_names.txt).
+    # Name-like places, things and nouns from jieba's dictionary that are never masked unless a title
+    # or credit follows ('张家湾', '金毛'), built with the known names ("" = bundled not_names.txt).
     not_names_file: str = ""
     # Transliterated given names and surnames (保罗, 罗斯, 凯西) masked only where a person word stands
     # beside them (title or role, person verb, '·', a name joined by 和/与/、), built with the known

@@ -240,10 +240,10 @@ class NameTagger:
             if word:
                 if self._is_name_word(word):
                     return True
-            elif self._is_name_word(self._longest_word_at(text, j, j)):
-                return True  # a surname standing alone, then a given name the dictionary knows ('孔' '蒂')
             elif text[j] in given and not self._inside_word(text, i):
                 return True
+            elif self._is_name_word(self._longest_word_at(text, j, j)):
+                return True  # a surname standing alone, then a given name the dictionary knows ('孔' '蒂')
             if after_title and self._title_after(text, j):
                 return True
         return False
