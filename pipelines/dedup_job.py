@@ -174,11 +174,11 @@ def earlier_overlaps(stats: list[dict]) -> dict[int, list[str]]:
     ranges = sorted((s["key_min"], s["key_max"], s["partition"]) for s in stats if s["key_min"] is not None)
     out: dict[int, set[int]] = {}
     for i, (lo, hi, p) in enumerate(ranges):
-        for lo2, _, q in ranges[i + 1:]:
-            if lo2 > hi:
-                break
-            later, earlier = max(p, q), min(p, q)
-            out.setdefault(later, set()).add(earlier)
+        j = i + 1  # indexes, not a slice of the tail: that would copy O(P) per range
+        while j < len(ranges) and ranges[j][0] <= hi:
+            q = ranges[j][2]
+            out.setdefault(max(p, q), set()).add(min(p, q))
+            j += 1
     by_p = {s["partition"]: s["path"] for s in stats}
     return {p: [by_p[q] for q in sorted(qs)] for p, qs in out.items()}
 
