@@ -50,7 +50,7 @@ DECISIONS = "decisions"
 WORK_DIR = "_work"
 LEGACY_DECISIONS = "decisions.parquet"
 # Bump when work files change meaning, so a rerun never resumes from files of another version.
-WORK_VERSION = 1
+WORK_VERSION = 2
 
 
 # --- Near search (dedup-tables) -------------------------------------------------------------------
@@ -190,6 +190,7 @@ def _map_task(work, p, raw_path, kept, exclude, cfg):
     metrics.count(STAGE, "rows", stats["samples"], kind="samples")
     metrics.count(STAGE, "rows", stats["not_kept"], kind="not_kept_by_filter")
     metrics.count(STAGE, "rows", stats["duplicate_key"], kind="duplicate_key")
+    metrics.count(STAGE, "rows", stats["missing_key"], kind="missing_key")
     return stats
 
 
@@ -357,6 +358,8 @@ def _stats(maps: list[dict], written: list[dict], decided: list[dict], kept: Par
     inputs = {"index_files": len(maps),
               "unreadable_index_files": {s["path"]: s["error"] for s in maps if s["error"]},
               "success_rows": sum(s["success"] for s in maps),
+              # Success rows without a key (malformed): left out, since no later stage can name them.
+              "missing_key": sum(s["missing_key"] for s in maps),
               "duplicate_key": sum(s["duplicate_key"] for s in maps)}
     if kept is not None:
         inputs["not_kept_by_filter"] = sum(s["not_kept"] for s in maps)

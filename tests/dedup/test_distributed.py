@@ -170,3 +170,38 @@ def test_resume_redoes_only_missing_work_and_is_byte_identical(ray_local, rows, 
     again = run_dedup([raw], out, cfg)
     assert again["fingerprint"] != stats["fingerprint"] and again["input"]["duplicate_key"] > 0
     assert again["examined"] == stats["examined"] and again["work"]["reused"]["map"] == 0
+
+
+def test_malformed_raw_rows_are_counted_not_fatal(ray_local, tmp_path):
+    """A success row without a key is left out and counted; a raw index whose pHash column holds
+    values that are not 64-bit unsigned (a signed column with negatives) is reported unreadable;
+    the other rows are decided as usual and the output's types do not change."""
+    raw = tmp_path / "raw"
+    good = synthetic_rows(300, seed=3)
+    keys = good["key"].to_pylist()
+    status = good["status"].to_pylist()
+    nulled = [i for i, s in enumerate(status) if s == "success"][:2]
+    for i in nulled:
+        keys[i] = None
+    good = good.set_column(0, "key", pa.array(keys, pa.string()))
+    signed = synthetic_rows(50, seed=4, file_index=1)
+    ph = signed["phash"].to_pylist()
+    signed = signed.set_column(signed.column_names.index("phash"), "phash",
+                               pa.array([None if v is None else v - 2**63 for v in ph], pa.int64()))
+    plain = synthetic_rows(50, seed=6, file_index=2)
+    ph = plain["phash"].to_pylist()
+    plain = plain.set_column(plain.column_names.index("phash"), "phash",
+                             pa.array([None if v is None else v >> 1 for v in ph], pa.int64()))
+    raw.mkdir()
+    for i, t in enumerate([good, signed, plain]):
+        pq.write_table(t, raw / f"{i:05d}.parquet")
+    stats = run_dedup([raw], tmp_path / "out", config(100))
+    assert stats["input"]["missing_key"] == 2
+    assert list(stats["input"]["unreadable_index_files"]) == [str(raw / "00001.parquet")]
+    assert "phash" in stats["input"]["unreadable_index_files"][str(raw / "00001.parquet")]
+    plain = plain.set_column(plain.column_names.index("phash"), "phash", pa.compute.cast(plain["phash"], pa.uint64()))
+    want, _ = reference([good.filter(pa.compute.is_valid(good["key"])), plain], config(100).dedup)
+    got = read_decisions(tmp_path / "out")
+    assert_same(got, want)
+    assert got["key"].notna().all() and got["cluster_id"].dtype == np.int64
+    assert stats["input"]["success_rows"] == status.count("success") + plain["status"].to_pylist().count("success")
