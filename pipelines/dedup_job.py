@@ -278,6 +278,8 @@ def run_dedup(raw_dirs, output, cfg: WukongConfig, kept: str | Path | Parts | No
     done = _published(decisions_dir, out / "stats.json", fingerprint)
     if done is not None:
         log.info("dedup: %s already holds this run's decisions", decisions_dir)
+        # A run killed after publishing, before removing its work files, left them behind.
+        shutil.rmtree(out / WORK_DIR, ignore_errors=True)
         return done
     init_ray(cfg.ray)
     t0 = time.perf_counter()
