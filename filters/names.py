@@ -415,10 +415,13 @@ class NameTagger:
                       key=lambda ab: (ab[0] - ab[1], ab[0]))
         if not hits:
             return []
+        # Where two known names abut ('韦德' '安东尼'), a word across the seam ('德安') is no
+        # evidence against either: only the outer edges are checked.
+        seams = {a for a, _b in hits} & {b for _a, b in hits}
         out: list[tuple[int, int]] = []
         for a, b in hits:
             b = self._name_word_from(text, a, b)
-            if all(b <= x or a >= y for x, y in out) and not self._crossed(text, a, b):
+            if all(b <= x or a >= y for x, y in out) and not self._crossed(text, a, b, seams):
                 out.append((a, b))
         return out
 
@@ -433,11 +436,14 @@ class NameTagger:
                 return j
         return b
 
-    def _crossed(self, text: str, a: int, b: int) -> bool:
-        """Whether an ordinary word runs across an edge of text[a:b]: a frequent two-character
-        word or any longer dictionary word that is no known name ('李白菜', '望子成龙', '车水马龙')."""
+    def _crossed(self, text: str, a: int, b: int, seams=frozenset()) -> bool:
+        """Whether an ordinary word runs across an edge of text[a:b] (other than the `seams`): a
+        frequent two-character word or any longer dictionary word that is no known name ('李白菜',
+        '望子成龙', '车水马龙')."""
         freq, _tags = self._dict()
         for edge in (a, b):
+            if edge in seams:
+                continue
             for i in range(max(0, edge - _MAX_WORD + 1), edge):
                 if i == a:
                     continue  # a word the name starts ('鲁迅故居') is about the name
@@ -555,6 +561,14 @@ class NameTagger:
         while k < len(words):
             n = self._surname_len(words[k])
             span = self._name_at(text, words, starts, k, n, starts[k] in cuts) if n else 0
+            if span and n == 1 and len(words[k]) == 1 and words[k] not in self.common_surnames \
+                    and k + 1 < len(words) and words[k + 1] in self.common_surnames:
+                # A rare surname before a common one that starts a longer name of its own is the
+                # end of the word before ('币安' + '赵长鹏', not '安赵长' + '鹏').
+                later = self._name_at(text, words, starts, k + 1, 1, starts[k + 1] in cuts)
+                if later and k + 1 + later > k + span:
+                    k += 1
+                    span = later
             if span and self._overlaps_listed(text, starts[k], starts[k + span]):
                 span = 0
             if span:
@@ -650,9 +664,12 @@ class NameTagger:
             m += 1
             if m >= len(words) or words[m] in self.t.whitelist:
                 break
-            # A given name the dictionary knows after a surname alone ('爱新觉罗' + '溥仪').
+            # A given name the dictionary knows after a surname alone ('爱新觉罗' + '溥仪'); between
+            # a title and a credit, any single Han character ('记者 谭兴孚 摄').
             if not (self._given_only(words[m]) or m == k + 1 and given == 0
-                    and self._is_name_word(words[m])):
+                    and self._is_name_word(words[m])
+                    or titled_before and len(words[m]) == 1 and HAN_RE.match(words[m])
+                    and words[m] not in self.t.after and self._closed(text, starts[m + 1], False)):
                 break
             # A full given name does not run on into a common word ('王小明' + '明天').
             if given >= self.max_given and len(words[m]) > 1 and self._is_common_word(words[m]):
@@ -668,9 +685,13 @@ class NameTagger:
         ends = [(m, g) for m, g in ends if g <= self.max_given]
         if not ends:
             return 0
-        m, given = ends[0]
-        if not (titled_before or known or self._evidence(words, k, m)):
+        # The shortest end with evidence: a surname and one character may say nothing ('关' '菊')
+        # where the surname and two characters standing alone do ('关' '菊' '英').
+        chosen = ends[0] if titled_before or known else next(
+            ((m, g) for m, g in ends if self._evidence(words, k, m)), None)
+        if chosen is None:
             return 0
+        m, given = chosen
         # The given name may go on in single characters standing alone: after a name the
         # dictionary knows, only characters that are no words of their own ('李强' + '娜', never
         # '李娜' + '新歌'); after a surname and one character, any given-name character that is not

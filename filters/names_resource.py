@@ -1,7 +1,7 @@
 """Builds the name tagger's resources offline: well-known people, transliterated name parts, and
 name-like words that are not names.
 
-    .venv/bin/python -m filters.names_resource --people THUOCL_lishimingren.txt --people-top 2015
+    .venv/bin/python -m filters.names_resource --people .cache/names_src/THUOCL_lishimingren.head.txt
 
 Two sources, both public and licensed for reuse; nothing else is in the committed lists:
 
@@ -12,11 +12,16 @@ Two sources, both public and licensed for reuse; nothing else is in the committe
    ('迎宾', '段时间' and '张家界' are tagged nr), so an entry is taken only where it reads as a name.
 2. **THUOCL's list of historical and public figures** (THUOCL_lishimingren.txt of the THU Open
    Chinese Lexicon, Tsinghua University NLP lab, MIT licence, github.com/thunlp/THUOCL; 13,658
-   people sorted by how often news text named them). The committed lists took its first 2,015
-   entries (named at least 282 times: the well-known ones; the longer tail is rarer names and
-   more noise), as read through the project's code-search store from the copy in
-   github.com/fighting41love/funNLP, data/历史名人词库/THUOCL_lishimingren.txt at commit
-   d854005fb0aea3d04da65dbdce1ef253489043c7. Pass the whole file with --people-top 2015 to rebuild. Licences: filters/data/LICENSES.md.
+   people, one `name TAB count` a line, sorted by how often news text named them). The committed
+   lists take its first 5,134 lines, people named 34 times or more, cut after the line `钱东 34`
+   (the first 37,996 characters of the file; the longer tail is rarer names and more noise:
+   '长沙郡', '风味绝佳' are in the part taken already). They were read through the project's code-search store (`read_file`, 16,000
+   characters a page) from the copy in github.com/fighting41love/funNLP,
+   `data/历史名人词库/THUOCL_lishimingren.txt` at commit d854005fb0aea3d04da65dbdce1ef253489043c7,
+   and saved unchanged as `.cache/names_src/THUOCL_lishimingren.head.txt` (git-ignored): to
+   rebuild, save those characters of that file there (or pass the whole file with
+   `--people-top 5134`). The first 2,015 lines alone, with the builder of commit 6afcab9, give
+   back the lists that commit shipped byte for byte. Licences: filters/data/LICENSES.md.
 
 What goes where:
 
@@ -25,9 +30,11 @@ What goes where:
   characters, a surname of surnames.txt first, a one-character given part only of given-name
   characters (given_name_chars.txt), a two-character given part no common word ('段' + '时间'), no
   place or epithet ending (山, 城, 爷, 姐), no time word; and the person list's entries of 2-4 Han
-  characters that jieba does not know as a frequent ordinary word ('田间', '尚书' out), without a
+  characters (up to `MAX_LISTED` where every character is a transliteration syllable: '贝卢斯科尼',
+  '陀思妥耶夫斯基') that jieba does not know as a frequent ordinary word ('田间', '尚书' out), without a
   surname only where jieba knows them as a proper noun ('普京' ns), and with a non-given character
-  after a surname only where jieba met them as a person very often ('曹操'; '麦田' out).
+  after a surname only where jieba met them as a person very often ('曹操'; '麦田' out); no place
+  ('张掖' with '张掖市' in jieba, '庐陵' ns) unless jieba tags it as a person ('胡志明').
 - context names (`context_names.txt`, masked only beside a person word): jieba entries tagged nrt
   (or nr and made of transliteration syllables: '特朗普', '杜兰特') of 2-6 characters met at least
   `MIN_CONTEXT_FREQ` times, no place ending.
@@ -78,6 +85,13 @@ _EPITHET_ENDINGS = frozenset("爷皇哥姐嫂叔婶伯婆妈爸娘母父总董�
 _MORE_PLACE_ENDINGS = frozenset("塬坪坝沟峪庄屯堡寨乡营店厂场站所院局社族风报堰渠府门口道")
 # A name glued to the particle or verb after it ('张平的', '郭靖留', '则安之').
 _PARTICLE_ENDINGS = frozenset("和与的是在了也都就及或之才甚犹猛笑便留")
+# Administrative suffixes: a list entry jieba also knows with one of them is a place ('濮阳市').
+_ADMIN_SUFFIXES = ("市", "县", "区", "郡")
+# Last characters of old counties and prefectures ('庐陵', '南郡', '昆阳', '凉州') among entries
+# jieba tags as places.
+_OLD_PLACE_ENDINGS = frozenset("陵郡阳州")
+# The longest entry of a person list taken (transliterated names only past four characters).
+MAX_LISTED = 7
 # Transliteration syllables (斯, 尔, 特, 德, 朗...): characters of jieba's nrt entries; one seen at
 # least this often there counts.
 _SYLLABLE_MIN = 40
@@ -175,11 +189,21 @@ class _Checks:
         as a non-name; two characters only where jieba does not know them as an ordinary word met
         often ('田间', '尚书' out; '鲁迅', '普京' in), and without a surname only where jieba
         knows them as a proper noun ('普京' ns; '光初' out)."""
-        if not (2 <= len(w) <= 4 and _HAN_ONLY.match(w)) or w in self.whitelist or _time_word(w, self.tags):
+        if not (2 <= len(w) <= MAX_LISTED and _HAN_ONLY.match(w)) or w in self.whitelist or _time_word(w, self.tags):
             return False
+        tag = self.tags.get(w, "")
+        # A place first: jieba knows it with an administrative suffix ('张掖市', '咸丰县'), or files
+        # it as a place and it ends like an old county or prefecture ('庐陵', '南郡'). Emperors
+        # and people jieba tags as persons stay ('胡志明' nr, though '胡志明市').
+        if not tag.startswith("nr") and (any(self.freq.get(w + x) for x in _ADMIN_SUFFIXES)
+                                         or tag.startswith("ns") and w[-1] in _OLD_PLACE_ENDINGS):
+            return False
+        if len(w) > 4:
+            # Only a transliterated name runs this long ('贝卢斯科尼'); longer Chinese entries are
+            # a title and a name together ('宋太祖赵匡胤') or a phrase ('恶作剧之吻').
+            return all(ch in self.syllables for ch in w)
         if len(w) > 2:
             return True
-        tag = self.tags.get(w, "")
         if not tag.startswith(_PROPER_TAGS) and self.freq.get(w, 0) >= COMMON_FREQ:
             return False
         if not starts_with_surname(w, self.single, self.compound):
@@ -217,7 +241,10 @@ def build(jieba_dict: Path | None = None, people: list[Path] | None = None, peop
             known.add(w)
         elif (t == "nrt" or t == "nr" and c.sounds_foreign(w)) and f >= MIN_CONTEXT_FREQ and c.transliterated(w):
             context.add(w)
-        if t in _NOT_NAME_TAGS and f >= MIN_NOT_NAME_FREQ and c.name_like(w):
+        # A transliterated name that opens with a surname character ('巴菲特') is a name part, not a
+        # thing: it goes to the context list only.
+        if t in _NOT_NAME_TAGS and f >= MIN_NOT_NAME_FREQ and c.name_like(w) \
+                and not (t == "nrt" and c.sounds_foreign(w) and c.transliterated(w)):
             not_names.add(w)
     for path in people or []:
         known.update(w for w in read_people(path, people_top) if c.listed_person(w))
@@ -233,7 +260,7 @@ def build(jieba_dict: Path | None = None, people: list[Path] | None = None, peop
 _HEADER_KNOWN = """# Well-known people (historical, political, scientific, literary, sports and entertainment
 # figures, fictional characters), masked wherever they stand as a word. Built by
 # `python -m filters.names_resource` from jieba's bundled dictionary (jieba 0.42.1, MIT licence)
-# and the first 2,015 entries of THUOCL's THUOCL_lishimingren.txt (Tsinghua University NLP lab,
+# and the first 5,134 entries of THUOCL's THUOCL_lishimingren.txt (Tsinghua University NLP lab,
 # MIT licence, github.com/thunlp/THUOCL), filtered as that module says. Do not edit by hand; add names
 # with filter.text.known_names_extra or your own file (filter.text.known_names_file).
 """
