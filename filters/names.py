@@ -39,9 +39,15 @@ _SEPARATORS = "[\\s:：/·|丨-]"
 _SEPARATOR_CHARS = frozenset(" \t\n\u3000:：/·|丨-")
 # A transliterated name part runs on through name-final syllables up to this length in all.
 _MAX_TRANSLITERATED = 6
-_SYLLABLE_MIN = 100
-# A character of the transliterated parts seen this often in them is a name syllable after a '·'.
-_NAME_CHAR_MIN = 20
+# A character that ends this share of the listed parts is a name-final syllable (尔, 斯, 特: about
+# 100 of 6,300 parts); shares, not counts, so that a longer list does not admit common characters.
+_SYLLABLE_SHARE = 1 / 64
+# A character seen this often in the listed parts (a share of them) is a name syllable after a '·'.
+_NAME_CHAR_SHARE = 1 / 320
+# The longest dictionary proper noun looked for around a transliterated part, and its tags
+# (place, organisation, other proper noun: brands, works).
+_MAX_PROPER = 8
+_PROPER_TAGS = ("ns", "nt", "nz")
 # A middle dot between two Han characters joins the parts of a transliterated full name.
 _NAME_DOT_RE = re.compile(f"(?<=[{HAN_CLASS}])[·•・](?=[{HAN_CLASS}])")
 # A caption opening with 2-4 Han characters and a colon ('齐国华：…'): a speaker, if a name.
@@ -152,13 +158,15 @@ class NameTagger:
         ends: dict[str, int] = {}
         for w in self.t.context:
             ends[w[-1]] = ends.get(w[-1], 0) + 1
-        self.syllables = frozenset(c for c, k in ends.items() if k >= _SYLLABLE_MIN and c not in "和与的是在")
+        least = max(1, int(len(self.t.context) * _SYLLABLE_SHARE))
+        self.syllables = frozenset(c for c, k in ends.items() if k >= least and c not in "和与的是在")
         # Characters of the listed parts, any position (沃, 克, 里...).
         seen: dict[str, int] = {}
         for w in self.t.context:
             for c in w:
                 seen[c] = seen.get(c, 0) + 1
-        self.name_chars = frozenset(c for c, k in seen.items() if k >= _NAME_CHAR_MIN and c not in "和与的是在")
+        least = max(1, int(len(self.t.context) * _NAME_CHAR_SHARE))
+        self.name_chars = frozenset(c for c, k in seen.items() if k >= least and c not in "和与的是在")
         self.person_words = tuple(sorted(self.t.before | self.t.after | self.t.titles, key=len, reverse=True))
         self.verb_lens = sorted({len(w) for w in self.t.verbs}, reverse=True)
         self.join_lens = sorted({len(w) for w in self.t.joins}, reverse=True)
@@ -359,7 +367,7 @@ class NameTagger:
             w = text[a:b]
             if freq.get(w) and not _tags.get(w, "").startswith("nr"):
                 continue  # a place or word the run reached ('伊拉' + '克')
-            if not self._crossed(text, a, b):
+            if not self._crossed(text, a, b) and not self._inside_proper_noun(text, a, b):
                 hits.append((a, b))
         if not hits:
             return []
@@ -376,6 +384,16 @@ class NameTagger:
                     chosen.add((a, b))
                     changed = True
         return [ab for ab in chosen if ab not in set(found)]
+
+    def _inside_proper_noun(self, text: str, a: int, b: int) -> bool:
+        """Whether a longer place, organisation or brand of the dictionary covers text[a:b]
+        ('阿斯顿' and '马丁' of '阿斯顿马丁', '华盛顿' of '华盛顿州')."""
+        freq, tags = self._dict()
+        for i in range(max(0, a - _MAX_PROPER + 1), a + 1):
+            for j in range(max(b, i + 1), min(len(text), i + _MAX_PROPER) + 1):
+                if (i, j) != (a, b) and freq.get(text[i:j]) and tags.get(text[i:j], "")[:2] in _PROPER_TAGS:
+                    return True
+        return False
 
     def _person_beside(self, text: str, a: int, b: int) -> bool:
         p = a
@@ -402,7 +420,14 @@ class NameTagger:
                 continue
             if gap in ("", "·", "•", "-", "・") and (x, y) != (a, b):
                 return True
-            if (x, y) in chosen and gap in self.t.joins:
+            if (x, y) in chosen and (gap in self.t.joins or y <= a and self._titled_join(gap)):
+                return True
+        return False
+
+    def _titled_join(self, gap: str) -> bool:
+        """A title after the first name, then a conjunction ('哈里' 王子和 '梅根')."""
+        for w in self.person_words:
+            if gap.startswith(w) and gap[len(w):] in self.t.joins:
                 return True
         return False
 

@@ -1,9 +1,11 @@
 """Builds the name tagger's resources offline: well-known people, transliterated name parts, and
 name-like words that are not names.
 
-    .venv/bin/python -m filters.names_resource --people .cache/names_src/THUOCL_lishimingren.head.txt
+    .venv/bin/python -m filters.names_resource --people .cache/names_src/THUOCL_lishimingren.head.txt \
+        --foreign .cache/names_src/nrf.txt
 
-Two sources, both public and licensed for reuse; nothing else is in the committed lists:
+Three sources, all public and licensed for reuse; nothing else is in the committed lists (but the
+hand-kept name_whitelist.txt):
 
 1. **jieba's bundled dictionary** (`dict.txt` inside the jieba 0.42.1 wheel, a dependency of the
    project; MIT licence; read from the installed jieba unless --jieba-dict says otherwise): 349,000
@@ -22,6 +24,13 @@ Two sources, both public and licensed for reuse; nothing else is in the committe
    rebuild, save those characters of that file there (or pass the whole file with
    `--people-top 5134`). The first 2,015 lines alone, with the builder of commit 6afcab9, give
    back the lists that commit shipped byte for byte. Licences: filters/data/LICENSES.md.
+3. **HanLP's transliterated person names** (`data/dictionary/person/nrf.txt` of
+   github.com/hankcs/HanLP, Apache License 2.0; 14,679 names such as 梅根, 特朗普, 杜兰特, one a
+   line), the whole file (63,507 characters) as read through the store at commit
+   57d069055fd6d335a9d52f50b564ceeb24ed3e3c and saved unchanged as `.cache/names_src/nrf.txt`. It
+   also holds places and brands (伦敦, 迪士尼, 保时捷), so its entries only join the context list
+   (masked beside a person word), and only where jieba does not file them as a place, organisation
+   or brand and they are no frequent ordinary word.
 
 What goes where:
 
@@ -35,7 +44,8 @@ What goes where:
   surname only where jieba knows them as a proper noun ('普京' ns), and with a non-given character
   after a surname only where jieba met them as a person very often ('曹操'; '麦田' out); no place
   ('张掖' with '张掖市' in jieba, '庐陵' ns) unless jieba tags it as a person ('胡志明').
-- context names (`context_names.txt`, masked only beside a person word): jieba entries tagged nrt
+- context names (`context_names.txt`, masked only beside a person word): HanLP's transliterated
+  names as said above, and jieba entries tagged nrt
   (or nr and made of transliteration syllables: '特朗普', '杜兰特') of 2-6 characters met at least
   `MIN_CONTEXT_FREQ` times, no place ending.
 - not names (`not_names.txt`, a name span they cover is never masked unless a title or credit
@@ -77,6 +87,8 @@ COMMON_FREQ = 100
 # jieba met a two-character person this often: a famous one, whatever its given character.
 FAMOUS_FREQ = 500
 _NOT_NAME_TAGS = frozenset({"ns", "nt", "nz", "n", "j", "nrt"})
+# jieba tags of places, organisations and other proper nouns (brands, works).
+_PLACE_TAGS = ("ns", "nt", "nz")
 # jieba tags of time and number words: an entry so tagged is never taken for a person.
 _TIME_TAGS = frozenset({"t", "tg", "m", "mq"})
 # Last characters of nicknames and epithets ('范爷', '张大爷', '贾母'), and of places and things on
@@ -218,15 +230,25 @@ class _Checks:
             return False
         return w[-1] not in self.endings and not _time_word(w, self.tags)
 
+    def foreign_part(self, w: str) -> bool:
+        """An entry of a list of transliterated names that may be masked beside a person word: a
+        transliterated part (no place ending), not a frequent ordinary word, and not what jieba
+        knows as a place, organisation or brand ('伦敦' ns, '迪士尼'...): '伦敦市长' names no one."""
+        tag = self.tags.get(w, "")
+        if not self.transliterated(w) or tag.startswith(_PLACE_TAGS):
+            return False
+        return tag.startswith("nr") or self.freq.get(w, 0) < COMMON_FREQ
+
     def name_like(self, w: str) -> bool:
         """Starts like a Chinese name (a surname first) and is 2-5 Han characters."""
         return 2 <= len(w) <= 5 and bool(_HAN_ONLY.match(w)) and bool(
             starts_with_surname(w, self.single, self.compound))
 
 
-def build(jieba_dict: Path | None = None, people: list[Path] | None = None, people_top: int = 0
-          ) -> tuple[list[str], list[str], list[str]]:
-    """(known names, not names, context names) from jieba's dictionary and any person lists."""
+def build(jieba_dict: Path | None = None, people: list[Path] | None = None, people_top: int = 0,
+          foreign: list[Path] | None = None) -> tuple[list[str], list[str], list[str]]:
+    """(known names, not names, context names) from jieba's dictionary, any person lists and any
+    lists of transliterated name parts (`foreign`, one a line)."""
     if jieba_dict is None:
         import jieba
         jieba_dict = Path(jieba.__file__).parent / "dict.txt"
@@ -248,6 +270,8 @@ def build(jieba_dict: Path | None = None, people: list[Path] | None = None, peop
             not_names.add(w)
     for path in people or []:
         known.update(w for w in read_people(path, people_top) if c.listed_person(w))
+    for path in foreign or []:
+        context.update(w for w in read_people(path) if c.foreign_part(w))
     # A place or thing named after a person ('毛泽东故居', '鲁迅公园') is about the person: listing it
     # would veto the name inside it.
     persons = known | {w for w, f, t in entries if t.startswith("nr") and len(w) >= 3}
@@ -267,8 +291,8 @@ _HEADER_KNOWN = """# Well-known people (historical, political, scientific, liter
 _HEADER_CONTEXT = """# Transliterated given names and surnames (保罗, 罗斯, 凯西): masked only where a person word stands
 # beside them (a title or role before, a person verb after, a '·' joining two parts, or a name
 # joined by 和/与/、), since such syllables also make ordinary words and places. Built by
-# `python -m filters.names_resource` from jieba's bundled dictionary (nrt entries, MIT licence).
-# Do not edit by hand.
+# `python -m filters.names_resource` from jieba's bundled dictionary (nrt entries, MIT licence) and
+# HanLP's data/dictionary/person/nrf.txt (Apache License 2.0). Do not edit by hand.
 """
 _HEADER_NOT = """# Words that start like a Chinese name but are places, organisations, things or common nouns
 # ('张家湾', '金毛', '马蹄莲'): a name span they cover is never masked. Built by
@@ -287,11 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jieba-dict", type=Path, help="jieba dictionary file (default: the installed jieba's dict.txt)")
     ap.add_argument("--people", type=Path, action="append", default=[],
                     help="a further person list, one name a line (repeatable)")
+    ap.add_argument("--foreign", type=Path, action="append", default=[],
+                    help="a list of transliterated name parts, one a line (repeatable): context names")
     ap.add_argument("--people-top", type=int, default=0,
                     help="take only the first N entries of each person list (0: all)")
     ap.add_argument("--out", type=Path, default=bundled("x").parent, help="where the lists go")
     args = ap.parse_args(argv)
-    known, not_names, context = build(args.jieba_dict, args.people, args.people_top)
+    known, not_names, context = build(args.jieba_dict, args.people, args.people_top, args.foreign)
     _write(args.out / "known_names.txt", _HEADER_KNOWN, known)
     _write(args.out / "not_names.txt", _HEADER_NOT, not_names)
     _write(args.out / "context_names.txt", _HEADER_CONTEXT, context)

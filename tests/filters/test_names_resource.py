@@ -75,3 +75,17 @@ def test_person_list_places_and_long_transliterations(tmp_path, monkeypatch):
     assert {"胡志明", "普京", "贝卢斯科尼"} <= set(known)
     for out in ("张掖", "庐陵", "宋太祖赵匡胤", "恶作剧之吻"):
         assert out not in known, out
+
+
+def test_foreign_name_list_feeds_the_context_list_only(tmp_path):
+    """A list of transliterated names (HanLP's nrf.txt) adds context names, never known names;
+    its places, brands and frequent ordinary words stay out ('伦敦' ns, '迪士尼' nz, '马达' n)."""
+    _jieba_dict(tmp_path / "dict.txt", ENTRIES + [("伦敦", 900, "ns"), ("迪士尼", 195, "nz"),
+                                                  ("马达", 400, "n"), ("特朗普", 14, "nr")])
+    foreign = tmp_path / "nrf.txt"
+    foreign.write_text("梅根\n特朗普\n伦敦\n迪士尼\n马达\n塔斯马尼亚岛\n", encoding="utf-8")
+    known, _not, context = build(tmp_path / "dict.txt", foreign=[foreign])
+    assert {"梅根", "特朗普"} <= set(context)
+    assert not {"梅根", "伦敦"} & set(known)
+    for out in ("伦敦", "迪士尼", "马达", "塔斯马尼亚岛"):
+        assert out not in context, out
