@@ -39,8 +39,8 @@ What goes where:
   characters, a surname of surnames.txt first, a one-character given part only of given-name
   characters (given_name_chars.txt), a two-character given part no common word ('段' + '时间'), no
   place or epithet ending (山, 城, 爷, 姐), no time word; and the person list's entries of 2-4 Han
-  characters (up to `MAX_LISTED` where every character is a transliteration syllable: '贝卢斯科尼',
-  '陀思妥耶夫斯基') that jieba does not know as a frequent ordinary word ('田间', '尚书' out), without a
+  characters (up to `MAX_LISTED` where no frequent ordinary word stands inside: '贝卢斯科尼',
+  '中曾根康弘'; never '恶作剧之吻'; without a surname, none that opens with one: '风味绝佳') that jieba does not know as a frequent ordinary word ('田间', '尚书' out), without a
   surname only where jieba knows them as a proper noun ('普京' ns), and with a non-given character
   after a surname only where jieba met them as a person very often ('曹操'; '麦田' out); no place
   ('张掖' with '张掖市' in jieba, '庐陵' ns) unless jieba tags it as a person ('胡志明').
@@ -102,7 +102,7 @@ _ADMIN_SUFFIXES = ("市", "县", "区", "郡")
 # Last characters of old counties and prefectures ('庐陵', '南郡', '昆阳', '凉州') among entries
 # jieba tags as places.
 _OLD_PLACE_ENDINGS = frozenset("陵郡阳州")
-# The longest entry of a person list taken (transliterated names only past four characters).
+# The longest entry of a person list taken (past four characters only entries with no common word).
 MAX_LISTED = 7
 # Transliteration syllables (斯, 尔, 特, 德, 朗...): characters of jieba's nrt entries; one seen at
 # least this often there counts.
@@ -190,6 +190,16 @@ class _Checks:
         # Four characters after a one-character surname are a name glued to a word ('熊猫宝宝').
         return len(w) < 4 or len(sur) > 1
 
+    def holds_common_word(self, w: str) -> bool:
+        """Whether a frequent ordinary word of two or three characters stands inside `w`."""
+        for n in (2, 3):
+            for i in range(len(w) - n + 1):
+                part = w[i:i + n]
+                if self.freq.get(part, 0) >= COMMON_FREQ and not self.tags.get(part, "").startswith(
+                        ("nr", "ns", "nz")):
+                    return True
+        return False
+
     def opens_with_word(self, w: str) -> bool:
         """A longer entry that opens with a common word ('黄金' of '黄金周'): jieba's nr tag on it is
         a slip more often than a person (people whose name opens so come from the person list)."""
@@ -211,11 +221,14 @@ class _Checks:
                                          or tag.startswith("ns") and w[-1] in _OLD_PLACE_ENDINGS):
             return False
         if len(w) > 4:
-            # Only a transliterated name runs this long ('贝卢斯科尼'); longer Chinese entries are
-            # a title and a name together ('宋太祖赵匡胤') or a phrase ('恶作剧之吻').
-            return all(ch in self.syllables for ch in w)
+            # A long name holds no common word ('贝卢斯科尼', '中曾根康弘'); a phrase does
+            # ('恶作剧之吻'), and so does a title before a name ('宋太祖赵匡胤').
+            return not self.holds_common_word(w)
         if len(w) > 2:
-            return True
+            # Without a surname, an entry that opens with a common word is a phrase ('风味绝佳',
+            # '文字狱'), unless jieba knows it as a person.
+            return bool(starts_with_surname(w, self.single, self.compound)) or tag.startswith("nr") \
+                or not self.opens_with_word(w)
         if not tag.startswith(_PROPER_TAGS) and self.freq.get(w, 0) >= COMMON_FREQ:
             return False
         if not starts_with_surname(w, self.single, self.compound):

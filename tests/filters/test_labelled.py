@@ -27,17 +27,18 @@ DROP_RULES = {"language": (reasons.NO_CHINESE,), "length": (reasons.TOO_SHORT, r
               "sensitive": (reasons.SENSITIVE,)}
 MASK_RULES = {"names": "<人名>", "phone": "<电话>", "e-mail": "<邮箱>", "id number": "<身份证号>"}
 # Where the target is not met yet, the floor the rule holds today (the report prints the figures).
-# Issue 16 asks 0.97 everywhere; every rule meets it except name recall (0.85 on all rows, 0.67 on
-# the real news titles). The names resource is built only from jieba's dictionary and the 2,015
-# best-known entries of THUOCL's person list (see filters/names_resource.py): lists that could not
-# be read through the project's reference store were dropped, and with them most modern stage
-# names (吴尊, 吉克隽逸), transliterated names standing without a person word beside them
-# (特朗普, 罗斯: such parts are masked only beside a title, a person verb or another name,
-# because they also name companies and places), and fictional names without a surname (东华,
-# 如萍). Raise this floor as the resources grow.
-SHORTFALL = {("names", "recall"): 0.84}
+# Issue 16 asks 0.97 everywhere; every rule meets it except name recall (0.90 on all rows, 0.79 on
+# the real news titles, 0.875 on the holdout; precision 0.986). The names resource is built from
+# jieba's dictionary, THUOCL's 5,134 most-named people and HanLP's transliterated names, all read
+# through the project's reference store (see filters/names_resource.py). The names still missed are
+# ones no such list holds and no context gives away: modern stage and online names (吴尊, 吴莫愁,
+# 吉克隽逸, 陈一发), fictional names without a surname (东华, 凤九, 如萍), transliterated names with
+# no person word beside them (特朗普为什么..., 哈登出现在...), and famous two-character names jieba
+# files as ordinary words (屈原 n, 陆游 n, 吕布 beside 高昂 and 麦田 nr). Raise this floor as the
+# resources grow.
+SHORTFALL = {("names", "recall"): 0.88}
 # Kept captions whose whole cleaned text is as expected (the names missed above show here too).
-EXACT_FLOOR = 0.94
+EXACT_FLOOR = 0.955
 
 
 @pytest.fixture(scope="module")

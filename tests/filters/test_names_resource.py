@@ -57,23 +57,21 @@ def test_person_list_entries_are_checked_against_the_dictionary(tmp_path):
     assert lines[0].startswith("#") and "鲁迅" in " ".join(lines) and "特朗普" in " ".join(lines)
 
 
-def test_person_list_places_and_long_transliterations(tmp_path, monkeypatch):
+def test_person_list_places_phrases_and_long_names(tmp_path):
     """A person list's places are left out: jieba knows them with an administrative suffix
     ('张掖市') or files them as places with an old county ending ('庐陵' ns), unless jieba tags
-    them as persons ('胡志明' nr though '胡志明市'). Past four characters only a transliterated
-    name is taken ('贝卢斯科尼': all its characters are syllables of jieba's nrt entries), never a
-    title and a name or a phrase."""
-    from filters import names_resource
-    monkeypatch.setattr(names_resource, "_SYLLABLE_MIN", 1)  # a tiny dictionary: one nrt use counts
+    them as persons ('胡志明' nr though '胡志明市'). Past four characters an entry is taken where no
+    common word stands inside ('贝卢斯科尼', never the drama '恶作剧之吻'); a shorter one without a
+    surname not where it opens with a common word ('风味绝佳')."""
     _jieba_dict(tmp_path / "dict.txt", ENTRIES + [
         ("张掖", 165, "ns"), ("张掖市", 40, "ns"), ("庐陵", 27, "ns"), ("胡志明", 50, "nr"),
-        ("胡志明市", 60, "ns"), ("贝卢", 5, "nrt"), ("斯科尼", 5, "nrt")])
+        ("胡志明市", 60, "ns"), ("恶作剧", 300, "n"), ("风味", 800, "n")])
     people = tmp_path / "people.txt"
     people.write_text("张掖\t4132\n庐陵\t149\n胡志明\t3140\n普京\t49718\n贝卢斯科尼\t5159\n"
-                      "宋太祖赵匡胤\t123\n恶作剧之吻\t71\n", encoding="utf-8")
+                      "恶作剧之吻\t71\n风味绝佳\t40\n", encoding="utf-8")
     known, _not, _ctx = build(tmp_path / "dict.txt", [people])
     assert {"胡志明", "普京", "贝卢斯科尼"} <= set(known)
-    for out in ("张掖", "庐陵", "宋太祖赵匡胤", "恶作剧之吻"):
+    for out in ("张掖", "庐陵", "恶作剧之吻", "风味绝佳"):
         assert out not in known, out
 
 
