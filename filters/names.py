@@ -759,5 +759,6 @@ class NameTagger:
         # of a word the dictionary lacks (谷歌, 蓝星) than a name.
         if len(first) == 1 and len(rest) == 1 and first not in self.common_surnames:
             return False
-        # One character that is not a function word, or a rare dictionary word ('滕' + '海海').
-        return len(rest) > 1 or self._tags.get(rest, "") not in _FUNCTION_TAGS
+        # Characters standing alone must none be a function word ('甄' '衡' + '和' is a name and a
+        # conjunction); a rare dictionary word may follow ('滕' + '海海').
+        return all(len(w) > 1 or self._tags.get(w, "") not in _FUNCTION_TAGS for w in words[k + 1:m + 1])

@@ -44,3 +44,11 @@ def test_names_found(caption, expected):
 ])
 def test_lookalikes_stay(caption):
     assert texts([caption]) == [caption]
+
+
+def test_a_conjunction_never_ends_a_name():
+    """A rare surname and a character, then 和: the span may not take the conjunction to make up
+    its two given characters ('甄' '衡' '和' '江苏' was once masked as '<人名>江苏')."""
+    out = texts(["甄衡和江苏的朋友聚会", "宫洁珊和香港的朋友聚会"])
+    assert "<人名>江苏" not in out[0]
+    assert out[1] == "<人名>和香港的朋友聚会"
