@@ -48,7 +48,7 @@ def test_lookalikes_stay(caption):
 
 def test_a_conjunction_never_ends_a_name():
     """A rare surname and a character, then 和: the span may not take the conjunction to make up
-    its two given characters ('甄' '衡' '和' '江苏' was once masked as '<人名>江苏')."""
-    out = texts(["甄衡和江苏的朋友聚会", "宫洁珊和香港的朋友聚会"])
-    assert "<人名>江苏" not in out[0]
-    assert out[1] == "<人名>和香港的朋友聚会"
+    its two given characters ('班' '舟' '和' was once masked whole: '<人名>荆州市等待')."""
+    out = texts(["班舟和荆州市等待", "伍千和太阳参加", "宫洁珊和香港的朋友聚会"])
+    assert not out[0].startswith("<人名>荆州") and not out[1].startswith("<人名>太阳")
+    assert out[2] == "<人名>和香港的朋友聚会"
