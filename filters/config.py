@@ -130,8 +130,9 @@ class TextRulesConfig:
     name_context_file: str = ""
     # Well-known people masked wherever they stand as a word (scientists, writers, athletes,
     # singers, actors, historical and fictional figures): built offline by
-    # `python -m filters.names_resource` from jieba's dictionary and THUOCL's best-known figures (MIT)
-    # ("" = bundled known_names.txt).
+    # `python -m filters.names_resource` from jieba's dictionary and THUOCL's 5,134 best-known
+    # figures (MIT); HanLP's transliterated names (Apache-2.0) feed only the transliterated parts
+    # masked next to a person word (filters/data/LICENSES.md) ("" = bundled known_names.txt).
     known_names_file: str = ""
     # Name-like places, things and nouns from jieba's dictionary that are never masked unless a title
     # or credit follows ('张家湾', '金毛'), built with the known names ("" = bundled not_names.txt).
