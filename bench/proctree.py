@@ -105,8 +105,8 @@ class CpuTracker:
 
     def __init__(self, roots: list[int], skip: frozenset[int] = frozenset()):
         self.roots, self.skip = roots, skip
-        self.base: dict[tuple[int, str], int] | None = None
-        self.last: dict[tuple[int, str], int] = {}
+        self.base: dict[tuple[int, int, str], int] | None = None
+        self.last: dict[tuple[int, int, str], int] = {}
 
     def sample(self) -> None:
         now = {}
@@ -114,14 +114,14 @@ class CpuTracker:
             for pid in process_tree(root):
                 f = _stat_fields(pid) if pid not in self.skip else None
                 if f is not None:
-                    now[(pid, f[19])] = int(f[11]) + int(f[12])
+                    now[(root, pid, f[19])] = int(f[11]) + int(f[12])
         self.last.update(now)
         if self.base is None:
             self.base = now
 
-    def seconds(self) -> float:
+    def seconds(self, root: int | None = None) -> float:
         base = self.base or {}
-        return sum(v - base.get(k, 0) for k, v in self.last.items()) / CLK_TCK
+        return sum(v - base.get(k, 0) for k, v in self.last.items() if root is None or k[0] == root) / CLK_TCK
 
 
 def kill_tree(root: int, include_root: bool = False, timeout: float = 30.0) -> list[int]:
@@ -240,7 +240,9 @@ def supervise(cmd: list[str], interval: float, linger: float, also: list[int]) -
     # Both are lower bounds: reaped time misses kernel-reaped processes, samples miss last moments.
     cpu = max(tree_cpu_seconds(me, include_root=False), own_cpu.seconds())
     return {"cmd": cmd, "rc": rc, "wall_s": round(wall, 3), "cpu_s": round(cpu + also_cpu.seconds(), 2),
-            "cluster_cpu_s": round(also_cpu.seconds(), 2), "peak_tree_pss": peak_pss, "peak_driver_rss": peak_rss,
+            "cluster_cpu_s": round(also_cpu.seconds(), 2),
+            "cluster_cpu_s_by_root": {str(p): round(also_cpu.seconds(p), 2) for p in also},
+            "peak_tree_pss": peak_pss, "peak_driver_rss": peak_rss,
             "samples": samples, "left_behind": len(set(left)),
             "killed_by_signal": stop["signal"]}
 
