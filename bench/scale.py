@@ -68,7 +68,7 @@ def run_stage(stage: str, raw: Path, work: Path, env: dict, settings: list[str],
     m = json.loads(report.read_text())
     if also:  # name the cluster's nodes: head first, then workers
         by_root = m.pop("cluster_cpu_s_by_root", {})
-        m["cpu_s_by_node"] = {f"node{i}": by_root.get(str(p), 0.0) for i, p in enumerate(also)}
+        m["cpu_s_by_node"] = {("head" if i == 0 else f"worker{i}"): by_root.get(str(p), 0.0) for i, p in enumerate(also)}
     # The machine is shared: the 1-minute load average around the run says how noisy it was.
     m["load_before"], m["load_after"] = round(load_before, 1), round(os.getloadavg()[0], 1)
     m["output_bytes"] = _du(work / stage)
@@ -164,6 +164,10 @@ def markdown(result: dict) -> str:
              "| stage | wall | tree CPU | peak driver RSS | peak tree PSS | wall per row | output | load before / after |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [_row(s, m, n) for s, m in result["stages"].items()]
+    if result["cluster"]:
+        lines += ["", "CPU by node (driver excluded): " + "; ".join(
+            f"{s} " + ", ".join(f"{k} {v:.1f} s" for k, v in m.get("cpu_s_by_node", {}).items())
+            for s, m in result["stages"].items())]
     checks = result["checks"]
     lines.append("")
     if checks.get("problems"):
