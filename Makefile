@@ -6,7 +6,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-WUKONG := $(VENV)/bin/wukong
+WUKONG_CLI := $(VENV)/bin/wukong
+# SUBMIT=1 runs a stage as a Ray job of the `make dashboard` head (its driver log on the job page).
+WUKONG := $(WUKONG_CLI)$(if $(SUBMIT), submit --)
 STAMP := $(VENV)/.installed-stamp
 OUT ?= out
 CONFIG ?=
@@ -20,7 +22,8 @@ export PYTHONUNBUFFERED := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help install test test-slow test-all demo crawl download filter dedup shards pretrain eval \
-        bench bench-ingest bench-crawl bench-filters bench-dedup bench-train bench-scale dashboard dashboard-stop config-doc clean
+        bench bench-ingest bench-crawl bench-filters bench-filter-stage bench-dedup bench-train bench-scale dashboard \
+        dashboard-stop dashboard-status config-doc clean
 
 help:
 	@echo "make demo       the whole pipeline on the bundled demo web (crawl, filter, dedup, shards, pretrain, eval)"
@@ -28,7 +31,8 @@ help:
 	@echo "make crawl      discover + download (demo web by default; QUERIES=, URLS=, CONFIG= for real targets)"
 	@echo "make filter | dedup | shards | pretrain | eval   one stage on the previous stage's output under OUT=$(OUT)"
 	@echo "make bench      benchmarks against peers (img2dataset, imagehash, open_clip)"
-	@echo "make dashboard  a local Ray head with its dashboard; stages started meanwhile attach to it"
+	@echo "make dashboard  a local Ray head with its dashboard (and Prometheus if installed); stages started"
+	@echo "                meanwhile attach to it; SUBMIT=1 runs a stage as a job of it; make dashboard-stop ends it"
 
 # torch and torchvision first and together (see ../shared/ENVIRONMENT.md), then the pinned set.
 $(STAMP): requirements.txt setup.cfg pyproject.toml
@@ -69,7 +73,7 @@ filter: $(STAMP)
 	$(WUKONG) filter $(OUT)/crawl/raw --output $(OUT)/filter $(CONFIG_ARGS)
 
 dedup: $(STAMP)
-	$(WUKONG) dedup $(OUT)/crawl/raw --kept $(OUT)/filter/kept.parquet --output $(OUT)/dedup $(CONFIG_ARGS)
+	$(WUKONG) dedup $(OUT)/crawl/raw --kept $(OUT)/filter --output $(OUT)/dedup $(CONFIG_ARGS)
 
 shards: filter dedup
 	$(WUKONG) shards $(OUT)/crawl/raw --filter $(OUT)/filter --dedup $(OUT)/dedup --output $(OUT)/shards $(CONFIG_ARGS)
@@ -81,7 +85,7 @@ pretrain: $(STAMP)
 eval: $(STAMP)
 	$(WUKONG) eval retrieval --checkpoint $(OUT)/model/checkpoints/latest.pt --shards $(OUT)/shards/val $(CONFIG_ARGS)
 
-bench: bench-ingest bench-crawl bench-filters bench-dedup bench-train bench-scale
+bench: bench-ingest bench-crawl bench-filters bench-filter-stage bench-dedup bench-train bench-scale
 
 bench-ingest: $(STAMP)
 	$(PY) bench/ingest.py
@@ -89,6 +93,8 @@ bench-crawl: $(STAMP)
 	$(PY) bench/crawl.py
 bench-filters: $(STAMP)
 	$(PY) bench/filters.py
+bench-filter-stage: $(STAMP)
+	$(PY) bench/filter_stage.py
 bench-dedup: $(STAMP)
 	$(PY) bench/dedup.py
 bench-train: $(STAMP)
@@ -103,14 +109,19 @@ bench-scale: $(STAMP)
 	for n in $(SCALE_SAMPLES); do $(PY) bench/scale.py --samples $$n $(if $(SCALE_CLUSTER),--cluster) || exit 1; done
 	$(if $(word 2,$(SCALE_SAMPLES)),$(PY) bench/scale.py --compare $(wordlist 1,2,$(SCALE_SAMPLES)) $(if $(SCALE_CLUSTER),--cluster))
 
+# Starts Prometheus beside the head when the `prometheus` program is installed; GRAFANA_HOST=URL
+# puts that Grafana in the dashboard's Metrics tab. Stop ends exactly the processes recorded at start.
 dashboard: $(STAMP)
-	$(WUKONG) dashboard start $(CONFIG_ARGS)
+	$(WUKONG_CLI) dashboard start $(if $(GRAFANA_HOST),--grafana-host $(GRAFANA_HOST)) $(CONFIG_ARGS)
 
 dashboard-stop: $(STAMP)
-	$(WUKONG) dashboard stop $(CONFIG_ARGS)
+	$(WUKONG_CLI) dashboard stop $(CONFIG_ARGS)
+
+dashboard-status: $(STAMP)
+	$(WUKONG_CLI) dashboard status $(CONFIG_ARGS)
 
 config-doc: $(STAMP)
-	$(WUKONG) config --doc > docs/configuration.md
+	$(WUKONG_CLI) config --doc > docs/configuration.md
 
 clean:
 	rm -rf $(OUT) .ray

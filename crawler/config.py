@@ -134,8 +134,11 @@ class CrawlConfig:
     json_page_key: str = "page_url"
     # Visit the source page of each search result to extract its other pairs.
     follow_result_pages: bool = True
-    # Follow on-domain links of article pages, up to this many hops from a seed (0: none).
+    # Follow on-domain links of article pages, up to this many hops from a seed (0: none). The next
+    # pages of a paginated list (or article) are the same list and do not count as a hop.
     depth_limit: int = 2
+    # Pages followed one after another through pagination links at most (0: no limit but the page cap).
+    max_pagination_chain: int = 1000
     # Pages fetched per partition at most (0: no cap), resumed runs included.
     max_pages_per_partition: int = 20_000
     # Domains whose pages are fetched; empty: the hosts of the start URLs and the search endpoint.
@@ -161,8 +164,11 @@ class CrawlConfig:
     # unless allowed globally or listed (host, IP or CIDR, optionally with :port).
     allow_private: bool = False
     allowed_addresses: list[str] = field(default_factory=list)
-    # Captions longer than this (characters) are cut; "nearest text" captions longer are ignored.
+    # Texts longer than this (characters) are prose, never captions.
     max_caption_chars: int = 256
+    # Also pair a page's og:image with its og:title (the page's headline rather than a caption of the
+    # picture; off by default). Pairs record their caption_source ("og").
+    og_image_pairs: bool = False
     # Queries per partition at most; each partition is one Scrapy process run as a Ray task.
     queries_per_partition: int = 500
     # Start URLs per partition at most (a host's start URLs stay in one partition when they fit).

@@ -32,8 +32,12 @@ CANDIDATE_SCHEMA = pa.schema([
     ("query", pa.string()),
     ("rank", pa.int32()),              # 1-based position in the query's results; null off search pages
     ("discovered_at", pa.timestamp("ms", tz="UTC")),
-    ("source", pa.string()),           # alt, figcaption, title, nearby, og, result
+    # Where the caption came from: figcaption, caption_class, br_text, below, alt, title, og, search_result.
+    ("caption_source", pa.string()),
 ])
+# Journals of earlier versions named caption_source "source" (with "result" for search results).
+_LEGACY_KEYS = {"caption_source": "source"}
+_LEGACY_SOURCES = {"result": "search_result", "nearby": "below"}
 
 # Scrapy stats copied into the partition's stats.json.
 _SCRAPY_STATS_PREFIXES = ("downloader/response_status_count/", "retry/", "robotstxt/",
@@ -125,9 +129,11 @@ def candidates_from_journal(path: Path) -> tuple[pa.Table, int]:
                 continue
             seen.add(p["url"])
             for name in CANDIDATE_SCHEMA.names:
-                value = p.get(name)
+                value = p.get(name, p.get(_LEGACY_KEYS.get(name, name)))
                 if name == "discovered_at" and value is not None:
                     value = int(float(value) * 1000)
+                elif name == "caption_source":
+                    value = _LEGACY_SOURCES.get(value, value)
                 rows[name].append(value)
     arrays = []
     for f in CANDIDATE_SCHEMA:

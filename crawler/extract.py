@@ -1,16 +1,19 @@
 """Image-text pairs, links and robots directives from HTML pages and search results: pure functions.
 
-A pair is an image URL with the text that describes it: the image's `alt`, the `<figcaption>` of
-its `<figure>`, its `title`, or the nearest short caption-like text around it; the page's Open
-Graph image comes with `og:title`. Image URLs are resolved against `<base href>` and the page URL;
-lazy-load attributes (`data-src`, `data-original`, ...) win over a placeholder `src`, and of a
-`srcset` the largest candidate is taken. Images whose declared size already fails the image rules
+A page's pairs come from its article: the body is found by text density (`crawler.article`) and only
+its images are paired, each with the best of its caption candidates (`crawler.captions`): figcaption,
+an element with caption vocabulary, the text after it in its own block, the caption-like block below
+it, its alt, its title. Images in page chrome (navigation, comments, recommendations, sharing, ads,
+profiles) and images without a caption are skipped and counted by reason. Every pair records its
+`caption_source`. The page's Open Graph image is paired with og:title only when the rules ask for it:
+og:title is the page's headline, not a caption. Image URLs are resolved against `<base href>` and the
+page URL; lazy-load attributes (`data-src`, `data-original`, ...) win over a placeholder `src`, and of
+a `srcset` the largest candidate is taken. Images whose declared size already fails the image rules
 (tracking pixels, icons) are skipped, so they are never downloaded.
 """
 
 from __future__ import annotations
 
-import html as html_lib
 import json
 import re
 from collections.abc import Iterable
@@ -19,19 +22,22 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from parsel import Selector
 
+from crawler.article import BodyRules, find_body, is_chrome, measure
+from crawler.pagination import pagination_links
+from crawler.captions import CaptionRules, PageContext, best_caption, text_verdict
+from crawler.text import element_text, normalize_caption  # noqa: F401  (public helpers of this module)
+
 # Attributes that lazy-loading scripts read the real image URL from, most specific first.
-LAZY_SRC_ATTRS = ("data-src", "data-original", "data-lazy-src", "data-lazy", "data-url", "data-echo",
-                  "data-actualsrc", "original")
+LAZY_SRC_ATTRS = ("data-src", "data-original", "data-lazy-src", "data-lazyload", "data-lazy", "data-url",
+                  "data-echo", "data-actualsrc", "data-original-src", "original")
 LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset", "srcset")
-# Elements whose text is never a caption.
-_NON_TEXT_TAGS = {"script", "style", "noscript", "template", "svg", "select", "option", "button"}
-_CJK = r"\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
-# A line break between two CJK characters is not a space (CSS Text 3 segment-break rule).
-_CJK_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t\r\f\v]*\n\s*(?=[{_CJK}])")
-_SPACES = re.compile(r"\s+")
-_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _PX = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(px)?\s*$", re.I)
 _SRCSET_ITEM = re.compile(r"\s*(\S+?)(?:\s+(\d+(?:\.\d+)?)([wx]))?\s*(?:,|$)")
+# File-name words of page chrome images (logos, icons, avatars, QR codes, buttons, emoticons).
+_CHROME_FILE = re.compile(r"(?i)(^|[/_\-.])(logo|icon|icons|ico|avatar|avatars|touxiang|qrcode|qr|ewm|erweima|"
+                          r"emoji|emotion|face|smiley|btn|button|arrow|share|spacer|loading|sprite|badge|default_avatar)"
+                          r"(?=[/_\-.0-9]|$)")
+_TITLE_SEPARATORS = re.compile(r"\s*[-_|｜—–·:：]+\s*")
 
 
 @dataclass
@@ -42,11 +48,29 @@ class ExtractRules:
     min_side: int = 0
     # Declared aspect ratio (long/short) above this is skipped (0: not checked).
     max_aspect_ratio: float = 0.0
+    # Captions longer than this (characters) are prose, never captions.
     max_caption_chars: int = 256
     # Image URLs matching this are placeholders, never pairs.
     placeholder_pattern: str = r"(?i)(^data:|blank\.(gif|png)|spacer\.(gif|png)|placeholder|transparent\.(gif|png)|lazy[-_]?load|loading\.(gif|svg))"
-    # Ancestors examined for the nearest caption-like text.
-    nearby_levels: int = 2
+    # Wrappers searched outward from an image for the caption below it.
+    caption_levels: int = 4
+    # A line below an image with no caption sign (centring, caption class, 摄/图为/...) is its caption
+    # only when at most this long (characters) and one clause; longer ones are prose.
+    plain_caption_max_chars: int = 25
+    # A centred line below an image without caption words: at most this long.
+    centred_caption_max_chars: int = 120
+    # A page has an article body when its best text block holds this much non-link text; pages with
+    # less (galleries, image lists) are searched whole, minus chrome.
+    min_body_chars: int = 200
+    # Pair the page's og:image with og:title (the headline; off: it rarely describes the picture).
+    og_pairs: bool = False
+
+    def body_rules(self) -> BodyRules:
+        return BodyRules(min_body_chars=self.min_body_chars)
+
+    def caption_rules(self) -> CaptionRules:
+        return CaptionRules(max_chars=self.max_caption_chars, centred_max_chars=self.centred_caption_max_chars,
+                            plain_max_chars=self.plain_caption_max_chars, levels=self.caption_levels)
 
 
 @dataclass
@@ -55,8 +79,8 @@ class Pair:
     caption: str
     alt: str = ""
     title: str = ""
-    # Where the caption came from: alt, figcaption, title, nearby, og, result.
-    source: str = ""
+    # Where the caption came from: figcaption, caption_class, br_text, below, alt, title, og, search_result.
+    caption_source: str = ""
 
 
 @dataclass
@@ -65,8 +89,13 @@ class PageExtract:
     links: list[str] = field(default_factory=list)
     # Lower-cased directives of <meta name="robots"> (and of the crawler's own name).
     robots: set[str] = field(default_factory=set)
-    # Images skipped, by reason (declared_too_small, declared_bad_aspect, placeholder, bad_url).
+    # Images skipped, by reason (declared_too_small, declared_bad_aspect, placeholder, bad_url,
+    # outside_body, chrome, no_caption).
     skipped: dict[str, int] = field(default_factory=dict)
+    # Whether an article body was found (else the whole page was searched).
+    has_body: bool = False
+    # Links (of `links`) that continue this page: its list's or article's other pages.
+    pagination: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -77,41 +106,6 @@ class SearchResults:
     # Result entries on the page, usable or not (zero means the results are exhausted).
     entries: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------- text
-
-def normalize_caption(text: str | None, max_chars: int = 0) -> str:
-    """Entities decoded, invisible characters dropped, whitespace collapsed, CJK line breaks joined."""
-    if not text:
-        return ""
-    # Pages often escape twice (`&amp;nbsp;`); the parser decoded once.
-    if "&" in text:
-        text = html_lib.unescape(text)
-    text = _INVISIBLE.sub("", text)
-    text = _CJK_BREAK.sub("", text)
-    text = _SPACES.sub(" ", text).strip()
-    if max_chars and len(text) > max_chars:
-        text = text[:max_chars].rstrip()
-    return text
-
-
-def element_text(el) -> str:
-    """textContent of an element without script/style, as a browser concatenates inline nodes."""
-    parts: list[str] = []
-
-    def walk(node) -> None:
-        tag = node.tag if isinstance(node.tag, str) else ""
-        if tag.lower() in _NON_TEXT_TAGS:
-            return
-        if node.text and tag:
-            parts.append(node.text)
-        for child in node:
-            walk(child)
-            if child.tail:
-                parts.append(child.tail)
-    walk(el)
-    return "".join(parts)
 
 
 # ---------------------------------------------------------------- URLs
@@ -150,16 +144,14 @@ def parse_srcset(value: str | None) -> list[tuple[str, float, str]]:
     return out
 
 
-def _largest_srcset(value: str | None) -> tuple[str | None, float | None]:
-    """URL of the largest candidate and its width descriptor (None for x descriptors)."""
+def _largest_srcset(value: str | None) -> tuple[str | None, tuple[float, str] | None]:
+    """URL of the largest candidate and its descriptor: (width, "w") or (density, "x")."""
     cands = parse_srcset(value)
     if not cands:
         return None, None
     widths = [c for c in cands if c[2] == "w"]
-    if widths:
-        url, w, _ = max(widths, key=lambda c: c[1])
-        return url, w
-    return max(cands, key=lambda c: c[1])[0], None
+    url, size, unit = max(widths or cands, key=lambda c: c[1])
+    return url, (size, unit)
 
 
 def _declared_px(value: str | None) -> float | None:
@@ -199,12 +191,12 @@ class _ImageReader:
     def image_url(self, img) -> str | None:
         """The real image URL of an <img> (or <source>), after declared-size checks; None: skipped."""
         ref = None
-        srcset_width = None
+        srcset_size = None
         for attr in LAZY_SRCSET_ATTRS:
-            ref, srcset_width = _largest_srcset(img.get(attr))
+            ref, srcset_size = _largest_srcset(img.get(attr))
             if ref and not self._is_placeholder(ref):
                 break
-            ref, srcset_width = None, None
+            ref, srcset_size = None, None
         if ref is None:
             for attr in LAZY_SRC_ATTRS + ("src",):
                 cand = img.get(attr)
@@ -218,20 +210,25 @@ class _ImageReader:
         if url is None:
             self.skip("bad_url")
             return None
-        if not self._declared_size_ok(img, srcset_width):
+        if not self._declared_size_ok(img, srcset_size):
             return None
         return url
 
-    def _declared_size_ok(self, img, srcset_width: float | None) -> bool:
+    def _declared_size_ok(self, img, srcset_size: tuple[float, str] | None) -> bool:
         w, h = _declared_px(img.get("width")), _declared_px(img.get("height"))
         sw, sh = _declared_size_from_style(img.get("style"))
         w = w if w is not None else sw
         h = h if h is not None else sh
-        if srcset_width is not None:
-            # The declared size is the display size; the resource itself is `srcset_width` wide.
-            if w and h:
-                h = h * srcset_width / w
-            w = srcset_width
+        if srcset_size is not None:
+            # The declared size is the display size; the resource itself is `size` wide (w
+            # descriptor) or `size` times the display size (x descriptor).
+            size, unit = srcset_size
+            if unit == "w":
+                if w and h:
+                    h = h * size / w
+                w = size
+            else:
+                w, h = (w * size if w else w), (h * size if h else h)
         min_side = self.rules.min_side
         if min_side and ((w is not None and w <= min_side) or (h is not None and h <= min_side)):
             self.skip("declared_too_small")
@@ -243,89 +240,105 @@ class _ImageReader:
         return True
 
 
-def _enclosing(el, tag: str, levels: int):
-    node = el.getparent()
-    for _ in range(levels):
-        if node is None:
-            return None
-        if isinstance(node.tag, str) and node.tag.lower() == tag:
-            return node
-        node = node.getparent()
-    return None
+def _is_chrome_image(img, url: str) -> bool:
+    """A logo, icon, avatar, QR code, button or emoticon, by the image's own class/id or file path."""
+    if is_chrome(img):
+        return True
+    path = url.split("?", 1)[0].split("#", 1)[0]
+    path = path.split("://", 1)[-1].partition("/")[2]
+    return bool(_CHROME_FILE.search(path))
 
 
-def _has_image(el) -> bool:
-    return el.tag == "img" or next(el.iter("img"), None) is not None
+_IMAGE_FILE = re.compile(r"(?i)\.(jpe?g|png|gif|webp|bmp|avif)(\?|$)")
 
 
-def _caption_like(el, max_chars: int) -> str:
-    if not isinstance(el.tag, str) or el.tag.lower() in _NON_TEXT_TAGS or _has_image(el):
-        return ""
-    text = normalize_caption(element_text(el))
-    return text if 0 < len(text) <= max_chars else ""
+def _is_teaser(img, base: str, max_chars: int) -> bool:
+    """A thumbnail linking to another page together with that page's title: a related-article teaser.
+
+    Images linking to their own larger version, or to nothing, are not teasers."""
+    link = next(img.iterancestors("a"), None)
+    if link is None:
+        return False
+    target = resolve_url(base, link.get("href"))
+    if target is None or _IMAGE_FILE.search(target) or target.split("#")[0] == base.split("#")[0]:
+        return False
+    own = normalize_caption(element_text(link))
+    if own:
+        return True
+    # The title may sit in a sibling link of the same item (thumbnail link + title link).
+    item = link.getparent()
+    for _ in range(2):
+        if item is None:
+            return False
+        if item.tag in ("li", "dd", "dt") or sum(1 for _ in item.iter("a")) >= 2:
+            return any(a is not link and not text_verdict(normalize_caption(element_text(a)), max_chars) and
+                       resolve_url(base, a.get("href")) == target for a in item.iter("a"))
+        item = item.getparent()
+    return False
 
 
-def nearby_text(img, levels: int, max_chars: int) -> str:
-    """The closest short text around an image: its tail, then the next and previous siblings,
-    moving out one ancestor at a time. Text that holds another image, or follows one, belongs to
-    that image."""
-    node = img
-    for _ in range(max(1, levels)):
-        tail = normalize_caption(node.tail)
-        if 0 < len(tail) <= max_chars:
-            return tail
-        nxt = node.getnext()
-        while nxt is not None and not isinstance(nxt.tag, str):
-            nxt = nxt.getnext()
-        if nxt is not None:
-            text = _caption_like(nxt, max_chars)
+def _page_context(root, imgs) -> PageContext:
+    titles: set[str] = set()
+    for el in root.iter("title", "h1"):
+        text = normalize_caption(element_text(el))
+        if text:
+            titles.add(text)
+            # "Headline - Section - Site": every part alone is the page's, not a picture's.
+            titles.update(p for p in _TITLE_SEPARATORS.split(text) if len(p) >= 2)
+    for key in ("og:title", "og:site_name", "twitter:title"):
+        value = normalize_caption(_meta(root, key))
+        if value:
+            titles.add(value)
+    seen: dict[str, set] = {}
+    for img in imgs:
+        for attr in ("alt", "title"):
+            text = normalize_caption(img.get(attr))
             if text:
-                return text
-        prev = node.getprevious()
-        while prev is not None and not isinstance(prev.tag, str):
-            prev = prev.getprevious()
-        if prev is not None:
-            before = prev.getprevious()
-            while before is not None and not isinstance(before.tag, str):
-                before = before.getprevious()
-            # Text right after another image is that image's caption, not this one's.
-            if before is None or not _has_image(before):
-                text = _caption_like(prev, max_chars)
-                if text:
-                    return text
-        parent = node.getparent()
-        if parent is None or parent.tag in ("body", "html"):
-            break
-        # Only step out when the image is the parent's only image: else the text is shared.
-        if sum(1 for _ in parent.iter("img")) > 1:
-            break
-        node = parent
-    return ""
+                seen.setdefault(text, set()).add(img.get("src") or id(img))
+    return PageContext(titles=titles, repeated={t for t, srcs in seen.items() if len(srcs) > 1})
 
 
-def _pair_for_img(img, reader: _ImageReader, rules: ExtractRules) -> Pair | None:
-    url = reader.image_url(img)
-    if url is None:
-        return None
-    cap_max = rules.max_caption_chars
-    alt = normalize_caption(img.get("alt"), cap_max)
-    title = normalize_caption(img.get("title"), cap_max)
-    if alt:
-        return Pair(url, alt, alt, title, "alt")
-    figure = _enclosing(img, "figure", rules.nearby_levels + 1)
-    if figure is not None:
-        cap_el = next(figure.iter("figcaption"), None)
-        if cap_el is not None:
-            text = normalize_caption(element_text(cap_el), cap_max)
-            if text:
-                return Pair(url, text, alt, title, "figcaption")
-    if title:
-        return Pair(url, title, alt, title, "title")
-    text = nearby_text(img, rules.nearby_levels, cap_max)
-    if text:
-        return Pair(url, text, alt, title, "nearby")
-    reader.skip("no_caption")
-    return None
+def _inside(el, ancestor) -> bool:
+    return ancestor is None or any(a is ancestor for a in el.iterancestors())
+
+
+def _pairs_of_page(root, reader: _ImageReader, rules: ExtractRules) -> tuple[list[Pair], bool]:
+    imgs = list(root.iter("img"))
+    if not imgs:
+        return [], False
+    sizes = measure(root)
+    body = find_body(root, rules.body_rules(), sizes)
+    page = _page_context(root, imgs)
+    caption_rules = rules.caption_rules()
+    pairs = []
+    for img in imgs:
+        if body is not None and not _inside(img, body):
+            reader.skip("outside_body")
+            continue
+        m = sizes.get(img)
+        if m is None:  # inside <noscript> or the like: never rendered with scripts on
+            reader.skip("not_rendered")
+            continue
+        if m.chrome:
+            reader.skip("chrome")
+            continue
+        url = reader.image_url(img)
+        if url is None:
+            continue
+        if _is_chrome_image(img, url):
+            reader.skip("chrome")
+            continue
+        if _is_teaser(img, reader.base, rules.max_caption_chars):
+            reader.skip("teaser")
+            continue
+        cand = best_caption(img, caption_rules, page, stop=body)
+        if cand is None:
+            reader.skip("no_caption")
+            continue
+        alt = normalize_caption(img.get("alt"), rules.max_caption_chars)
+        title = normalize_caption(img.get("title"), rules.max_caption_chars)
+        pairs.append(Pair(url, cand.text, alt, title, cand.source))
+    return pairs, body is not None
 
 
 def _base_url(root, page_url: str) -> str:
@@ -367,30 +380,37 @@ def extract_page(html: str | bytes, page_url: str, rules: ExtractRules | None = 
     base = _base_url(root, page_url)
     reader = _ImageReader(base, rules)
     seen: set[str] = set()
-    for img in root.iter("img"):
-        pair = _pair_for_img(img, reader, rules)
-        if pair and pair.url not in seen:
+    pairs, out.has_body = _pairs_of_page(root, reader, rules)
+    for pair in pairs:
+        if pair.url not in seen:
             seen.add(pair.url)
             out.pairs.append(pair)
-    og_url = resolve_url(base, _meta(root, "og:image:secure_url", "og:image", "og:image:url"))
-    if og_url and og_url not in seen:
-        caption = normalize_caption(_meta(root, "og:title", "twitter:title", "og:description"),
-                                    rules.max_caption_chars)
-        if caption:
-            seen.add(og_url)
-            out.pairs.append(Pair(og_url, caption, "", caption, "og"))
+    if rules.og_pairs:
+        og_url = resolve_url(base, _meta(root, "og:image:secure_url", "og:image", "og:image:url"))
+        if og_url and og_url not in seen:
+            caption = normalize_caption(_meta(root, "og:title", "twitter:title", "og:description"),
+                                        rules.max_caption_chars)
+            if caption:
+                seen.add(og_url)
+                out.pairs.append(Pair(og_url, caption, "", caption, "og"))
     names = {n.lower() for n in robots_names}
     for el in root.iter("meta"):
         if (el.get("name") or "").strip().lower() in names:
             out.robots.update(t.strip().lower() for t in (el.get("content") or "").split(",") if t.strip())
     link_seen: set[str] = set()
+    anchors = []
     for a in root.iter("a", "area"):
+        url = resolve_url(base, a.get("href"))
+        if url is None:
+            continue
+        if a.tag == "a":
+            anchors.append((a, url))
         if "nofollow" in (a.get("rel") or "").lower().split():
             continue
-        url = resolve_url(base, a.get("href"))
-        if url and url not in link_seen:
+        if url not in link_seen:
             link_seen.add(url)
             out.links.append(url)
+    out.pagination = [u for u in pagination_links(anchors, page_url) if u in link_seen]
     out.skipped = reader.skipped
     return out
 
@@ -436,7 +456,7 @@ def extract_search_html(html: str | bytes, url: str, *, result_css: str, caption
             reader.skip("no_caption")
             continue
         page_ref = _first_text(entry, page_css) if page_css else next((a.get("href") for a in el.iter("a") if a.get("href")), "")
-        out.pairs.append(Pair(image_url, caption, alt, title, "result"))
+        out.pairs.append(Pair(image_url, caption, alt, title, "search_result"))
         out.page_urls.append(resolve_url(reader.base, page_ref) or "")
     out.skipped = reader.skipped
     return out
@@ -480,7 +500,7 @@ def extract_search_json(text: str | bytes, url: str, *, result_path: str, image_
             out.skipped[key] = out.skipped.get(key, 0) + 1
             continue
         page = _walk_path(entry, page_key) if page_key else None
-        out.pairs.append(Pair(image_url, caption, "", "", "result"))
+        out.pairs.append(Pair(image_url, caption, "", "", "search_result"))
         out.page_urls.append((resolve_url(url, page) if isinstance(page, str) else None) or "")
     return out
 

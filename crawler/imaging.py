@@ -30,7 +30,10 @@ DECODE_ERROR = "decode_error"        # a known format that fails to decode for a
 ERRORS = (EMPTY_BODY, NOT_IMAGE, TRUNCATED, DECOMPRESSION_BOMB, DECODE_ERROR)
 
 
-# Magic numbers of the formats we accept, checked in order.
+# Magic numbers of the formats we accept, checked in order: every raster format browsers show
+# that Pillow decodes in its own, fuzzed code (ICO/CUR favicons and icons, QOI) or through libavif and
+# OpenJPEG (AVIF, JPEG 2000). Never formats that run external programs (EPS: Ghostscript) or that
+# are layered documents (PSD), whatever their bytes claim.
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "JPEG"),
     (b"\x89PNG\r\n\x1a\n", 0, "PNG"),
@@ -40,11 +43,21 @@ _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"BM", 0, "BMP"),
     (b"II*\x00", 0, "TIFF"),
     (b"MM\x00*", 0, "TIFF"),
+    (b"\x00\x00\x01\x00", 0, "ICO"),
+    (b"\x00\x00\x02\x00", 0, "CUR"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", 0, "JPEG2000"),   # JP2 container
+    (b"\xff\x4f\xff\x51", 0, "JPEG2000"),                  # bare J2K codestream
+    (b"qoif", 0, "QOI"),
 )
+# ISO base media files (AVIF, HEIC, MP4) share the `ftyp` box; its brands tell them apart.
+_FTYP = b"ftyp"
+_FTYP_OFFSET = 4
+_AVIF_BRANDS = (b"avif", b"avis")
 # Pillow plugins allowed to open a body: only the sniffed formats (never EPS, PSD, ...). MPO is how
 # Pillow opens some multi-picture JPEGs.
 _PIL_FORMATS = {"JPEG": ("JPEG", "MPO"), "PNG": ("PNG",), "GIF": ("GIF",), "WEBP": ("WEBP",),
-                "BMP": ("BMP",), "TIFF": ("TIFF",)}
+                "BMP": ("BMP",), "TIFF": ("TIFF",), "ICO": ("ICO",), "CUR": ("CUR",),
+                "JPEG2000": ("JPEG2000",), "QOI": ("QOI",), "AVIF": ("AVIF",)}
 
 _EXIF_ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {
@@ -83,13 +96,24 @@ class ProcessedImage:
     height: int
     original_width: int        # as displayed, i.e. after EXIF orientation
     original_height: int
-    format: str                # sniffed: JPEG, PNG, GIF, WEBP, BMP, TIFF
+    format: str                # sniffed: JPEG, PNG, GIF, WEBP, BMP, TIFF, ICO, AVIF, ...
     # 32x32 grayscale input of the pHash (crawler.phash.phash_batch), taken from the image scaled to the
     # output size before padding/cropping: its hash equals imagehash.phash of that image.
     phash_block: np.ndarray
 
 
+def _is_avif(data: bytes) -> bool:
+    """An ISO-BMFF `ftyp` box naming AVIF as its major or a compatible brand."""
+    if data[_FTYP_OFFSET:_FTYP_OFFSET + len(_FTYP)] != _FTYP:
+        return False
+    box_size = int.from_bytes(data[:_FTYP_OFFSET], "big")
+    brands = data[_FTYP_OFFSET + len(_FTYP):min(box_size, len(data))]
+    return any(brands[i:i + 4] in _AVIF_BRANDS for i in range(0, len(brands) - 3, 4))
+
+
 def sniff_format(data: bytes) -> str | None:
+    if _is_avif(data):
+        return "AVIF"
     for magic, offset, name in _SIGNATURES:
         if data[offset:offset + len(magic)] == magic:
             if name == "WEBP" and data[:4] != b"RIFF":

@@ -51,7 +51,18 @@ GC_GEN0_FACTOR = 20
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int], None]  # (rows done, of which successes) since the last call
+
+@dataclass
+class ProgressDelta:
+    """What a partition did since its last progress report."""
+
+    rows: int = 0
+    successes: int = 0
+    bytes: int = 0                     # of the bodies received
+    errors: Counter = field(default_factory=Counter)   # failed rows by error code
+
+
+ProgressFn = Callable[[ProgressDelta], None]
 IdleCoresFn = Callable[[], bool]  # whether the run has cores that no partition uses now
 
 
@@ -167,22 +178,27 @@ def _plain(value: Any) -> Any:
 class _Progress:
     def __init__(self, fn: ProgressFn | None, interval: float):
         self.fn, self.interval = fn, interval
-        self.done = self.ok = 0
+        self.delta = ProgressDelta()
         self.last = time.monotonic()
 
-    def add(self, ok: bool) -> None:
-        self.done += 1
-        self.ok += ok
+    def add(self, error: str | None, nbytes: int) -> None:
+        d = self.delta
+        d.rows += 1
+        d.bytes += nbytes
+        if error is None:
+            d.successes += 1
+        else:
+            d.errors[error] += 1
         if self.fn is not None and time.monotonic() - self.last >= self.interval:
             self.report()
 
     def report(self) -> None:
-        if self.fn is not None and self.done:
+        if self.fn is not None and self.delta.rows:
             try:
-                self.fn(self.done, self.ok)
+                self.fn(self.delta)
             except Exception as exc:  # noqa: BLE001 - monitoring must never cost a sample
                 log.warning("progress report failed: %s", exc)
-        self.done = self.ok = 0
+        self.delta = ProgressDelta()
         self.last = time.monotonic()
 
 
@@ -244,10 +260,12 @@ async def _run_partition(part: Partition, rows: Iterator[Row], writer: _ShardWri
                 image, code, message = await outcome(row, rec)
                 # Recorded exactly once, outside the try above: nothing after this can re-record it.
                 if image is None:
-                    writer.failure(rec, code or INTERNAL_ERROR, message)
+                    code = code or INTERNAL_ERROR
+                    writer.failure(rec, code, message)
                 else:
+                    code = None
                     writer.success(rec, image)
-                progress.add(image is not None)
+                progress.add(code, rec.get("bytes") or 0)
 
             async def worker() -> None:
                 for row in rows:  # one shared iterator: each row is taken by exactly one worker
@@ -277,7 +295,7 @@ def ingest_partition(part: Partition, out_dir: str | Path, cfg: DownloadConfig,
                      idle_cores: IdleCoresFn | None = None) -> dict[str, Any]:
     """Download one partition into its raw shard; returns the shard's stats (also written beside it).
 
-    `progress` receives row counts as they complete; `idle_cores`, asked every `progress_interval`
+    `progress` receives what completed (rows, successes, bytes, errors) every `progress_interval` s; `idle_cores`, asked every `progress_interval`
     seconds, says when the run has cores no partition uses (its last wave): bodies then decode on the
     thread pool, in parallel, rather than on the event loop's thread.
     """

@@ -4,8 +4,9 @@ A file is scanned once (`scan_file`) to count its rows and note where every part
 byte offset for text formats, a row for parquet), so a partition is later read by seeking there,
 never by loading the file. Rows are numbered within their file (blank lines are not rows); the key
 of a row is `{file_index:03d}{row:09d}`, stable across reruns. A malformed row (bad JSON, wrong
-field count, no URL) is yielded with an error code, never raised, so it is counted and listed.
-Unusable input (missing file, no url column) raises `SourceError`.
+field count, no URL) is yielded with an error code, never raised, so it is counted and listed, and
+keeps what it has: the URL and caption fields it holds, and its raw text in the message, so a user
+can tell which row it was. Unusable input (missing file, no url column) raises `SourceError`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ TXT_URL_COLUMN = "url"
 # Row errors.
 MALFORMED_ROW = "malformed_row"
 MISSING_URL = "missing_url"
+# A malformed row's raw text is quoted in its message up to this many characters.
+RAW_TEXT_MAX_CHARS = 1000
 
 # Captions can be long; the csv module's default 128 KiB field limit would reject a legal row.
 csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
@@ -108,11 +111,14 @@ def _open_binary(path: str) -> IO[bytes]:
 
 
 class _Lines:
-    """Decoded lines of a binary stream, counting bytes consumed so a record's end offset is known."""
+    """Decoded lines of a binary stream, counting bytes consumed so a record's end offset is known,
+    and keeping the lines of the record being read, so a malformed one can be quoted."""
 
-    def __init__(self, fh: IO[bytes], offset: int):
+    def __init__(self, fh: IO[bytes], offset: int, keep_record: bool = False):
         self.fh = fh
         self.offset = offset
+        self.keep_record = keep_record
+        self._record: list[str] = []
 
     def __iter__(self) -> Iterator[str]:
         first = self.offset == 0
@@ -122,7 +128,15 @@ class _Lines:
             if first:
                 text = text.removeprefix("\ufeff")
                 first = False
+            if self.keep_record:
+                self._record.append(text)
             yield text
+
+    def take_record(self) -> str:
+        """The text read since the last call (the current record's lines)."""
+        text = "".join(self._record)
+        self._record.clear()
+        return text
 
 
 class _Spec:
@@ -141,6 +155,18 @@ class _Spec:
         if missing:
             raise SourceError(f"{path}: no column {missing[0]!r} (columns: {', '.join(columns[:20])})")
 
+    def malformed(self, message: str, raw: str, record: dict[str, Any] | None = None) -> Row:
+        """A row that could not be parsed whole: the fields it has, its raw text in the message."""
+        record = record or {}
+        url = record.get(self.url_col)
+        url = (str(url).strip() or None) if url is not None else None
+        caption = record.get(self.caption_col) if self.caption_col else None
+        extra = {c: record.get(c) for c in self.extra_cols}
+        raw = raw.rstrip("\r\n")
+        quoted = raw[:RAW_TEXT_MAX_CHARS] + ("..." if len(raw) > RAW_TEXT_MAX_CHARS else "")
+        return Row(0, url, None if caption is None else str(caption), extra, MALFORMED_ROW,
+                   f"{message}; raw: {quoted!r}")
+
     def row(self, index: int, record: dict[str, Any]) -> Row:
         url = record.get(self.url_col)
         caption = record.get(self.caption_col) if self.caption_col else None
@@ -155,9 +181,11 @@ class _Spec:
 # -- text formats --------------------------------------------------------------------------------
 
 def _delimited_records(lines: _Lines, fmt: str) -> Iterator[tuple[list[str] | None, str | None]]:
-    """(fields, None) per record, or (None, message) for one the csv module cannot parse."""
+    """(fields, None) per record, or (None, message) for one the csv module cannot parse;
+    `lines.take_record()` then holds the record's raw text."""
     reader = csv.reader(lines, delimiter=_DELIMITERS[fmt])
     while True:
+        lines.take_record()
         try:
             fields = next(reader)
         except StopIteration:
@@ -186,16 +214,17 @@ def _text_records(path: str, fmt: str, spec: _Spec, offset: int, columns: list[s
     """(end offset, row) for every record from `offset`; the row's index is filled in by the caller."""
     with _open_binary(path) as fh:
         fh.seek(offset)
-        lines = _Lines(fh, offset)
+        lines = _Lines(fh, offset, keep_record=fmt in _DELIMITERS)
         if fmt in _DELIMITERS:
             for fields, err in _delimited_records(lines, fmt):
                 if fields is None:
-                    yield lines.offset, Row(0, None, None, {}, MALFORMED_ROW, f"csv: {err}"[:300])
+                    yield lines.offset, spec.malformed(f"csv: {err}"[:300], lines.take_record())
                     continue
                 names = columns or [str(i) for i in range(len(fields))]
                 if columns and len(fields) != len(columns):
-                    yield lines.offset, Row(0, None, None, {}, MALFORMED_ROW,
-                                            f"{len(fields)} fields, header has {len(columns)}")
+                    # Fields are positional: the ones present still say which URL the row was for.
+                    yield lines.offset, spec.malformed(f"{len(fields)} fields, header has {len(columns)}",
+                                                       lines.take_record(), dict(zip(names, fields)))
                     continue
                 yield lines.offset, spec.row(0, dict(zip(names, fields)))
         elif fmt == "jsonl":
@@ -205,10 +234,10 @@ def _text_records(path: str, fmt: str, spec: _Spec, offset: int, columns: list[s
                 try:
                     obj = json.loads(line)
                 except ValueError as exc:
-                    yield lines.offset, Row(0, None, None, {}, MALFORMED_ROW, f"json: {exc}"[:300])
+                    yield lines.offset, spec.malformed(f"json: {exc}"[:300], line)
                     continue
                 if not isinstance(obj, dict):
-                    yield lines.offset, Row(0, None, None, {}, MALFORMED_ROW, "json line is not an object")
+                    yield lines.offset, spec.malformed("json line is not an object", line)
                     continue
                 yield lines.offset, spec.row(0, obj)
         elif fmt == "txt":
@@ -348,8 +377,8 @@ def read_partition(part: Partition, cfg: Any) -> Iterator[Row]:
     if part.fmt == "json":
         items = _json_array(part.path)[part.start_row: part.start_row + part.num_rows]
         for i, obj in enumerate(items):
-            row = spec.row(0, obj) if isinstance(obj, dict) else Row(0, None, None, {}, MALFORMED_ROW,
-                                                                      "json item is not an object")
+            row = (spec.row(0, obj) if isinstance(obj, dict)
+                   else spec.malformed("json item is not an object", json.dumps(obj, ensure_ascii=False)))
             row.row = part.start_row + i
             yield row
         return

@@ -149,6 +149,8 @@ class DiscoverySpider(scrapy.Spider):
         self.spec = spec
         self.cfg = spec.crawl
         self.rules = ExtractRules(**spec.rules)
+        # og:image pairs are a crawl choice (crawl.og_image_pairs); the crawl job builds the other rules.
+        self.rules.og_pairs = bool(self.cfg.get("og_image_pairs", self.rules.og_pairs))
         self.domains = {d.lower() for d in spec.allowed_domains}
         self.allowed_domains = sorted(self.domains)
         self.journal = CrawlJournal(Path(spec.workdir) / "journal.jsonl")
@@ -156,6 +158,9 @@ class DiscoverySpider(scrapy.Spider):
         self.agent_names = {"robots", self.name}
         self.counts: dict[str, int] = {}
         self.max_pages = int(self.cfg.get("max_pages_per_partition", 0))
+        # Smallest depth each request was issued at in this run (request key -> depth).
+        self.nearest: dict[str, int] = {}
+        self.depth_limit = int(self.cfg.get("depth_limit", 0))
 
     # ------------------------------------------------------------ bookkeeping
     def count(self, key: str, n: int = 1) -> None:
@@ -176,8 +181,13 @@ class DiscoverySpider(scrapy.Spider):
 
     def _request(self, req: dict) -> scrapy.Request:
         callback = self.parse_search if req["kind"] == SEARCH else self.parse_page
+        key = request_key(req["kind"], req["url"])
+        depth = int(req.get("depth", 0))
+        self.nearest[key] = min(depth, self.nearest.get(key, depth))
+        # Shallower pages first (breadth-first leaning): a page is then rarely met nearer to a seed
+        # only after it was parsed, when its links would be followed one hop short.
         return scrapy.Request(req["url"], callback=callback, errback=self.on_error,
-                              meta={"wk": req}, dont_filter=False)
+                              meta={"wk": req}, priority=-depth, dont_filter=False)
 
     async def start(self):
         pending = self.journal.load(self.seeds())
@@ -186,13 +196,39 @@ class DiscoverySpider(scrapy.Spider):
             if self._page_budget_left():
                 yield self._request(req)
 
+    def _new_requests(self, requests) -> list[dict]:
+        """Requests not issued yet; a page met again nearer to a seed takes the smaller depth.
+
+        Crawl order is only roughly breadth-first (requests are prioritised by depth, but a search
+        result's page may first be met as an article's link, one hop deeper): while its request is
+        pending, its response is parsed at the smallest depth it was met at (`_depth`). Pages are
+        never fetched twice, and pages finished by an earlier run are not fetched again."""
+        out = []
+        for r in requests:
+            key = request_key(r["kind"], r["url"])
+            depth = int(r.get("depth", 0))
+            best = self.nearest.get(key)
+            if best is not None:
+                self.nearest[key] = min(best, depth)
+                continue
+            if key in self.journal.done:
+                continue
+            self.nearest[key] = depth
+            out.append(r)
+        return out
+
+    def _depth(self, req: dict) -> int:
+        """The smallest depth the page was met at so far (its request may carry a larger one)."""
+        depth = int(req.get("depth", 0))
+        return min(depth, self.nearest.get(request_key(req["kind"], req["url"]), depth))
+
     def _page_budget_left(self) -> bool:
         return not self.max_pages or self.journal.pages_fetched < self.max_pages
 
     def _finish(self, response_or_req, req: dict, *, pairs=(), requests=(), reason: str | None = None,
                 fetched: int = 1) -> list[scrapy.Request]:
         """Journal the page with its pairs and follow-up requests, then return those requests."""
-        requests = [r for r in requests if request_key(r["kind"], r["url"]) not in self.journal.done]
+        requests = self._new_requests(requests)
         self.journal.done.add(request_key(req["kind"], req["url"]))
         self.journal.pages_fetched += fetched
         self.journal.write({"key": request_key(req["kind"], req["url"]), "url": req["url"], "done": True,
@@ -208,7 +244,7 @@ class DiscoverySpider(scrapy.Spider):
     def _pair_record(self, pair, page_url: str, query: str | None, rank: int | None) -> dict:
         self.count("pairs")
         return {"url": pair.url, "caption": pair.caption, "alt": pair.alt, "title": pair.title,
-                "page_url": page_url, "query": query, "rank": rank, "source": pair.source,
+                "page_url": page_url, "query": query, "rank": rank, "caption_source": pair.caption_source,
                 "discovered_at": time.time()}
 
     def _merge_skips(self, skipped: dict) -> None:
@@ -268,16 +304,29 @@ class DiscoverySpider(scrapy.Spider):
             return self._finish(response, req, reason="not_html")
         page = extract_page(text, response.url, self.rules, robots_names=self.agent_names)
         self.count("article_pages")
+        self.count("article_body_found" if page.has_body else "article_body_not_found")
         directives = header_tags | page.robots
         if directives & self.opt_out:
             return self._finish(response, req, reason="opted_out")
         self._merge_skips(page.skipped)
         pairs = [self._pair_record(p, response.url, req.get("query"), None) for p in page.pairs]
         follow = []
-        depth = int(req.get("depth", 0))
-        if depth < int(self.cfg.get("depth_limit", 0)) and "nofollow" not in directives and "none" not in directives:
+        depth = self._depth(req)
+        depth_limit = self.depth_limit
+        if depth_limit > 0 and "nofollow" not in directives and "none" not in directives:
+            # A list's (or article's) next pages are the same list: they do not spend depth, only
+            # the chain of pages is bounded (and max_pages_per_partition bounds everything).
+            chain = int(req.get("chain", 0))
+            chain_limit = int(self.cfg.get("max_pagination_chain", 0))
+            paging = set(page.pagination)
             for link in page.links:
-                if on_domains(link, self.domains):
+                if not on_domains(link, self.domains):
+                    continue
+                if link in paging:
+                    if not chain_limit or chain < chain_limit:
+                        follow.append({"kind": PAGE, "url": link, "query": req.get("query"), "depth": depth,
+                                       "chain": chain + 1})
+                elif depth < depth_limit:
                     follow.append({"kind": PAGE, "url": link, "query": req.get("query"), "depth": depth + 1})
         return self._finish(response, req, pairs=pairs, requests=follow)
 

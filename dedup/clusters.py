@@ -1,7 +1,7 @@
 """Connected components of duplicate edges (union-find), vectorised with scipy's csgraph.
 
 Only nodes that appear in an edge enter the graph, so a 100M-node problem with a few million
-edges builds a graph of a few million nodes. Every node's label is the smallest node index in its
+edges builds a graph of a few million nodes (`edge_components` never allocates per node). Every node's label is the smallest node index in its
 component, so labels do not depend on edge order.
 """
 
@@ -15,10 +15,18 @@ from scipy.sparse.csgraph import connected_components
 def component_roots(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """For nodes 0..n-1 and undirected edges (a[i], b[i]): the smallest node of each one's component."""
     roots = np.arange(n, dtype=np.int64)
+    nodes, labels = edge_components(a, b)
+    roots[nodes] = labels
+    return roots
+
+
+def edge_components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct nodes that have an edge, the smallest node of each one's component), for
+    undirected edges (a[i], b[i]) between any int64 node ids: memory follows the edges only."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     if a.size == 0:
-        return roots
+        return np.empty(0, np.int64), np.empty(0, np.int64)
     nodes = np.sort(np.concatenate([a, b]))
     keep = np.ones(nodes.size, dtype=bool)
     keep[1:] = nodes[1:] != nodes[:-1]
@@ -36,8 +44,7 @@ def component_roots(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     start[1:] = lab[1:] != lab[:-1]
     first = np.empty(labels.max() + 1, dtype=np.int64)
     first[lab[start]] = nodes[order[start]]
-    roots[nodes] = first[labels]
-    return roots
+    return nodes, first[labels]
 
 
 def group_edges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,9 @@ class DedupConfig:
         "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "spm", "share_from"])
     # Distinct captions kept per image cluster, each as its own pair (1: one pair per cluster).
     captions_per_cluster: int = 1
+    # Rows one dedup-exact or dedup-decide task gathers (about 35 and 125 bytes each): sets how
+    # many such tasks run; each reads one slice of every raw index's work file.
+    shuffle_rows_per_task: int = 4_000_000
 
     def problems(self) -> list[str]:
         """Values that cannot work, one line each (the CLI turns them into a usage error)."""
@@ -40,6 +43,8 @@ class DedupConfig:
             out.append(f"dedup.blocks must be 0 (auto) or within radius+1..64, got {self.blocks}")
         if self.captions_per_cluster < 1:
             out.append("dedup.captions_per_cluster must be at least 1")
+        if self.shuffle_rows_per_task < 1:
+            out.append("dedup.shuffle_rows_per_task must be at least 1")
         if self.hot_bucket_window < 1:
             out.append("dedup.hot_bucket_window must be at least 1")
         return out

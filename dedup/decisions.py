@@ -1,4 +1,7 @@
-"""One decision per sample: clusters of duplicates and which member survives.
+"""One decision per sample: clusters of duplicates and which member survives, in memory.
+
+This is the reference implementation (all samples in one frame): the pipeline's distributed path
+(`dedup.steps`, `pipelines.dedup_job`) must give the same decisions, and the tests check it does.
 
 Clusters are the connected components of four relations: the same normalised URL, the same image
 bytes (sha256), identical pHash, and pHash within the radius. Survivor policy, deterministic:
@@ -7,7 +10,9 @@ the largest original image (pixels), then the longest caption, then the smallest
 caption already kept survive too, up to K per cluster. Every other member records its survivor and
 the closest reason relative to that survivor, so a decision can be audited or reversed:
 `exact_url` (same normalised URL), `exact_pair` (same bytes and caption), `exact_sha256` (same bytes),
-else `near_phash` (same or near pHash, directly or through other members).
+else `near_phash` (same or near pHash, directly or through other members). A missing or empty
+URL or sha256 never makes two samples the same. `cluster_id` is derived from the cluster's
+smallest key (`dedup.digest.cluster_ids`), so it does not depend on how the work was split.
 """
 
 from __future__ import annotations
@@ -17,14 +22,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from dedup.clusters import component_roots, group_edges
 from dedup.config import DedupConfig
+from dedup.digest import cluster_ids
 from dedup.exact import group_codes, normalize_url
 from dedup.near import inverse_index, near_pairs, sorted_unique
+from dedup.survivors import REASONS, hot_phash
 from dedup.tables import choose_plan, make_tables
 
-REASONS = ("unique", "survivor", "exact_url", "exact_sha256", "exact_pair", "near_phash")
+__all__ = ["REASONS", "decide", "local_near_finder", "search_near"]
 
 # (sorted distinct hashes, cfg) -> (node pairs lo, hi, search stats)
 NearFinder = Callable[[np.ndarray, DedupConfig], tuple[np.ndarray, np.ndarray, dict]]
@@ -54,12 +62,14 @@ def search_near(hashes: np.ndarray, cfg: DedupConfig, finder: NearFinder = local
 
 
 def _pixels(df: pd.DataFrame) -> np.ndarray:
-    for w, h in (("original_width", "original_height"), ("width", "height")):
-        if w in df and h in df:
-            px = df[w].fillna(0).to_numpy(np.int64) * df[h].fillna(0).to_numpy(np.int64)
-            if px.any():
-                return px
-    return np.zeros(len(df), dtype=np.int64)
+    """Original width x height per row; the stored image's where the original size is unknown."""
+    def product(w: str, h: str) -> np.ndarray:
+        if w not in df or h not in df:
+            return np.zeros(len(df), dtype=np.int64)
+        return df[w].fillna(0).to_numpy(np.int64) * df[h].fillna(0).to_numpy(np.int64)
+
+    original = product("original_width", "original_height")
+    return np.where(original > 0, original, product("width", "height"))
 
 
 def decide(df: pd.DataFrame, cfg: DedupConfig, finder: NearFinder = local_near_finder) -> tuple[pd.DataFrame, dict]:
@@ -118,7 +128,7 @@ def decide(df: pd.DataFrame, cfg: DedupConfig, finder: NearFinder = local_near_f
     sha = df["sha256"].astype(object).to_numpy()
     cap = caption.to_numpy()
     same_url = (url_norm == url_norm[survivor]) & pd.notna(url_norm)
-    same_sha = (sha == sha[survivor]) & pd.notna(sha)
+    same_sha = (sha == sha[survivor]) & pd.notna(sha) & (sha != "")
     same_cap = cap == cap[survivor]
     reason = np.select(
         [keep & (size == 1), keep, same_url & cfg.exact_url, same_sha & same_cap & cfg.exact_sha256,
@@ -128,7 +138,9 @@ def decide(df: pd.DataFrame, cfg: DedupConfig, finder: NearFinder = local_near_f
                     np.bitwise_count(hashes ^ hashes[survivor]).astype(np.int16), -1)
     decisions = pd.DataFrame({
         "key": keys, "keep": keep, "reason": reason, "survivor_key": keys[survivor],
-        "cluster_id": roots, "cluster_size": size, "phash_distance": dist,
+        # Rows are sorted by key, so a cluster's root row holds its smallest key.
+        "cluster_id": cluster_ids(pa.array(keys, pa.string()))[roots], "cluster_size": size,
+        "phash_distance": dist,
     })
     stats = _stats(decisions, hashes, has_hash, unique, near_stats, cfg)
     return decisions, stats
@@ -137,8 +149,6 @@ def decide(df: pd.DataFrame, cfg: DedupConfig, finder: NearFinder = local_near_f
 def _stats(decisions: pd.DataFrame, hashes, has_hash, unique, near_stats: dict, cfg: DedupConfig) -> dict:
     counts = decisions["reason"].value_counts().to_dict()
     multi = decisions.loc[decisions["cluster_size"] > 1, "cluster_id"]
-    hot = pd.Series(hashes[has_hash]).value_counts()
-    hot = hot[hot > 1].head(5)
     return {
         "examined": int(len(decisions)),
         "kept": int(decisions["keep"].sum()),
@@ -149,7 +159,7 @@ def _stats(decisions: pd.DataFrame, hashes, has_hash, unique, near_stats: dict, 
         "distinct_phash": int(unique.size),
         # Identical-hash groups are collapsed to one node before the search: the largest ones
         # are typically blank or placeholder images.
-        "largest_identical_phash_groups": {f"{int(h):016x}": int(c) for h, c in hot.items()},
+        "largest_identical_phash_groups": hot_phash(hashes[has_hash]),
         "radius": cfg.radius,
         "captions_per_cluster": cfg.captions_per_cluster,
         "near_search": near_stats,

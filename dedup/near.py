@@ -134,8 +134,8 @@ def tables_pairs(unique: np.ndarray, tables: list[Table], radius: int, window: i
                 found_a += a
                 found_b += b
         if found_a:
-            ia = _positions(unique, table.unpermute(np.concatenate(found_a)))
-            ib = _positions(unique, table.unpermute(np.concatenate(found_b)))
+            ia = positions(unique, table.unpermute(np.concatenate(found_a)))
+            ib = positions(unique, table.unpermute(np.concatenate(found_b)))
             results[k] = (np.minimum(ia, ib), np.maximum(ia, ib), stats)
         stats.pairs = int(results[k][0].size)
     return results
@@ -163,7 +163,7 @@ def _split_by_key(v: np.ndarray, done_bits: int, key_bits: int, size: int) -> li
     return out
 
 
-def _positions(unique: np.ndarray, values: np.ndarray) -> np.ndarray:
+def positions(unique: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Index of each value in sorted `unique`, searched in sorted order (each probe starts near
     the last one, in cache, where random needles would miss it at 100M)."""
     order = np.argsort(values)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-# The text chain, in order. A rule is one module in filters/rules/ registered under its name;
-# removing a name here switches the rule off, adding one (module + entry) switches it on.
-DEFAULT_TEXT_RULES = ["normalize", "convert", "boilerplate", "language", "length", "sensitive",
+# The text chain, in order. A rule is one module in filters/rules/ registered under its name in
+# filters/rules/__init__.py (the registry, which also validates these names: this module only holds
+# them, so the config imports no rule and every rule may import the config).
+# Sensitive words are looked for before boilerplate is cut, on the whole caption ('网络-赌博').
+DEFAULT_TEXT_RULES = ["normalize", "convert", "sensitive", "boilerplate", "language", "length",
                       "frequency", "privacy"]
 
 
@@ -35,24 +38,43 @@ class TextRulesConfig:
     # convert: OpenCC configuration applied after normalisation ("t2s": traditional to simplified).
     opencc_config: str = "t2s"
 
-    # boilerplate (reason boilerplate): phrases that repeat across the web. A caption that is only
-    # boilerplate is dropped; a boilerplate segment (split at | - _ · etc.) is cut from a caption.
-    # "" = the bundled filters/data/boilerplate.txt; one phrase a line, '#' starts a comment.
+    # boilerplate (reason boilerplate): web boilerplate as families of words (generic image words,
+    # quality words, view/more/detail actions, attributions and takedown notes, page chrome, file
+    # names) and as site phrases. A caption made only of such words, in any combination, is dropped
+    # ('高清大图', '图片来自网络，侵删', 'IMG_2041.JPG'). A caption that merely contains them keeps
+    # its text, less boilerplate segments at its edges: '高清大图：黄山云海日出' -> '黄山云海日出',
+    # '风景 | 查看源网页' -> '风景'; '高清风景图片' stays whole (the words are part of the caption).
+    # "" = the bundled filters/data/boilerplate_words.txt (words, combined freely).
+    boilerplate_words_file: str = ""
+    # "" = the bundled filters/data/boilerplate.txt (whole phrases: site names, chrome); '#' comments.
     boilerplate_file: str = ""
     # Phrases added to the file's.
     boilerplate_extra: list[str] = field(default_factory=list)
-    # Only phrases at least this long are cut from a caption's start or end ('高清风景图片' keeps
-    # its '图片'; '美景 展开全文' loses '展开全文').
+    # Boilerplate at a caption's edge is cut when punctuation separates it from the rest, or, where
+    # only spaces or nothing separate it, when it is at least this long ('美景 展开全文' loses
+    # '展开全文'; '风景 图片' keeps '图片').
     boilerplate_affix_min_chars: int = 4
+    # Attribution labels that are kept when something follows them: the credit they start is not
+    # boilerplate ('图/陈晓东', '来源：新华社', '摄影：王强').
+    boilerplate_credit_labels: list[str] = field(default_factory=lambda: [
+        "图", "文", "来源", "图源", "出处", "摄影", "作者", "供图", "图片来源", "图片来自", "图片提供"])
 
     # language (reason no_chinese): decided by script; fastText (lite model) only where it cannot.
     # At least this many Han characters.
     min_han_chars: int = 1
-    # Kana (and Japanese-only kanji) share of the CJK characters at or above which a caption is
-    # Japanese without asking the model; below it but above zero, the model decides.
+    # Kana or hangul in words (beside other kana, hangul or Han) make a caption Japanese or Korean
+    # whatever its Han share: '奈良公園の鹿' is Japanese. Kana alone among symbols are kaomoji
+    # ('(＾▽＾)ノ') and do not count. One exception: Chinese captions borrow these kana for 的
+    # ('可爱の猫咪'); a caption whose only kana are these, at most `chinese_kana_max` of them, is
+    # Chinese where it also holds a character only Chinese writes (simplified-only, or a Chinese
+    # particle such as 吗/呢/很), and Japanese otherwise ('京都嵐山の竹林'; '夏日の小清新' too,
+    # written the same way as Japanese '春日の桜').
+    chinese_kana: str = "の"
+    # At most this many of those kana in a caption that counts as Chinese.
+    chinese_kana_max: int = 2
+    # Japanese-only kanji (shinjitai, kokuji: 駅, 桜, 満) share of the Han characters at or above
+    # which a caption without kana is Japanese ('東京駅'); below it but above zero, the model decides.
     japanese_share: float = 0.3
-    # Same for hangul (Korean).
-    korean_share: float = 0.3
     # Han characters / (Han characters + Latin words) below which the model decides
     # (e.g. an English sentence with one Chinese word).
     min_han_share: float = 0.4
@@ -97,6 +119,16 @@ class TextRulesConfig:
     given_name_chars_file: str = ""
     name_whitelist_file: str = ""
     name_context_file: str = ""
+    # Well-known people masked wherever they stand as a word (scientists, writers, athletes,
+    # singers, actors, historical and fictional figures): built offline by
+    # `python -m filters.names_resource` from THUOCL (MIT) filtered with jieba's dictionary
+    # ("" = bundled known_names.txt).
+    known_names_file: str = ""
+    # Name-like places, dishes, animals and cars that are never masked ('张家界', '宫保鸡丁', '金毛'),
+    # built with the known names ("" = bundled not_names.txt).
+    not_names_file: str = ""
+    # Names added to the known names (your own well-known people).
+    known_names_extra: list[str] = field(default_factory=list)
     # Given-name characters after a surname (Chinese given names have one or two: 王小明, 欧阳娜娜).
     name_max_given_chars: int = 2
     # The same where a title or role word closes the name, so its end is certain: the whole span is
@@ -106,18 +138,22 @@ class TextRulesConfig:
     # never a name, even beside a title word ('摄影师白天拍摄'); rarer words may be names (黄洋).
     name_common_word_freq: int = 100
 
+    # The surname table lists single surnames by how many people bear them; the first this many
+    # are common. A rare surname followed by one character, with no title, dictionary entry or
+    # known name to back it, is not taken for a name ('谷歌', '蓝星' are words jieba lacks).
+    name_common_surnames: int = 100
+
     # Captions whose results one worker remembers: web captions repeat (boilerplate, stock titles)
     # and a repeat then costs a lookup instead of the whole chain. 0 switches it off.
     memo_size: int = 20_000
 
     def problems(self) -> list[str]:
-        """What makes this configuration unusable (unknown rule, missing word list), in words."""
-        from pathlib import Path
-
-        from filters.rules import RULES
-        out = [f"unknown text rule {r!r} (known: {', '.join(RULES)})" for r in self.rules if r not in RULES]
-        for name in ("boilerplate_file", "sensitive_words_file", "surnames_file",
-                     "given_name_chars_file", "name_whitelist_file", "name_context_file"):
+        """Missing word lists, in words. Rule names are checked by the registry
+        (`filters.rules.problems`), which knows the rules."""
+        out = []
+        for name in ("boilerplate_file", "boilerplate_words_file", "sensitive_words_file", "surnames_file",
+                     "given_name_chars_file", "name_whitelist_file", "name_context_file",
+                     "known_names_file", "not_names_file"):
             path = getattr(self, name)
             if path and not Path(path).is_file():
                 out.append(f"filter.text.{name}: file not found: {path}")

@@ -8,6 +8,12 @@ table followed by given-name characters, is not a listed place/brand/thing, and 
 role word stands beside it, or the dictionary knows it as a person name, or jieba met it as an
 unknown word. The span always runs to the end of the name ('作者<人名>', never '作者<人名>娜'):
 a partly masked name still leaks. Tagging runs only on captions the cheap gate lets through.
+
+Well-known people (袁隆平, 鲁迅, 周恩来, 普京) come from a names resource built offline
+(filters/names_resource.py): one Aho-Corasick pass finds them wherever they stand as a word (no
+common word runs across their edges: '望子成龙' holds no 成龙). Every span, known or found, is
+dropped where a listed place, dish, animal or brand starts there ('张家界', '宫保鸡丁', '乐高') or a
+company, shop or place word follows it ('华坚鞋业', '李宁体育').
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from filters.wordlists import load_lines
 _MAX_WORD = 4
 # Last characters of places, landmarks, households and trees: a dictionary word ending so is a name
 # only beside a title ('钟南山院士'), never on its tag alone ('白云山', '阳明山', '郑家', '杨树').
-_PLACE_ENDINGS = frozenset("山湖江河岛桥寺塔城镇村县市区路街港湾园馆宫庙洲州阁楼岭家树")
+_PLACE_ENDINGS = frozenset("山湖江河岛桥寺塔城镇村县市区路街港湾园馆宫庙洲州阁楼岭家树亭台殿堂")
 # Tokens allowed between a name and its title word ('摄影：赵丽颖', '图/陈晓东').
 _SKIP_TOKENS = frozenset({"/", ":", "：", " ", "　", "·", "|", "-", "丨"})
 _SEPARATORS = "[\\s:：/·|丨-]"
@@ -46,6 +52,10 @@ class NameTables:
     whitelist: frozenset[str]
     after: frozenset[str]
     before: frozenset[str]
+    ordered_single: tuple[str, ...] = ()
+    known: frozenset[str] = frozenset()
+    not_names: frozenset[str] = frozenset()
+    not_after: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, cfg: TextRulesConfig) -> "NameTables":
@@ -54,14 +64,20 @@ class NameTables:
                  for w in line.split() for c in w}
         whitelist = {w for line in load_lines(cfg.name_whitelist_file, "name_whitelist.txt")
                      for w in line.split()}
-        after, before = set(), set()
+        sides: dict[str, set[str]] = {"after": set(), "before": set(), "not_after": set()}
         for line in load_lines(cfg.name_context_file, "name_context.txt"):
             side, *words = line.split()
-            (after if side == "after" else before).update(words)
+            sides.setdefault(side, set()).update(words)
+        known = {w for line in load_lines(cfg.known_names_file, "known_names.txt") for w in line.split()}
+        known.update(cfg.known_names_extra)
+        not_names = {w for line in load_lines(cfg.not_names_file, "not_names.txt") for w in line.split()}
         return cls(single=frozenset(s for s in surnames if len(s) == 1),
+                   ordered_single=tuple(s for s in surnames if len(s) == 1),
                    compound=frozenset(s for s in surnames if len(s) > 1),
                    given=frozenset(given), whitelist=frozenset(whitelist),
-                   after=frozenset(after), before=frozenset(before))
+                   after=frozenset(sides["after"]), before=frozenset(sides["before"]),
+                   known=frozenset(known - whitelist - not_names), not_names=frozenset(not_names),
+                   not_after=frozenset(sides["not_after"]))
 
 
 def _alternation(words) -> str:
@@ -94,9 +110,22 @@ class NameTagger:
                                     f"(?P<next>[{HAN_CLASS}])?") if self.t.after else None)
         self.after_lens = sorted({len(w) for w in self.t.after}, reverse=True)
         self.compound_re = re.compile(compound) if compound else None
+        # A title with a colon, then names separated by spaces or 、 ('主演：杨幂 赵又廷 张智尧').
+        self.list_re = (re.compile(f"(?:{_alternation(self.t.before)})[:：]\\s*"
+                                   f"((?:[{HAN_CLASS}]{{2,4}}(?:[ 　、，,/]+|$))+)") if self.t.before else None)
+        self.item_re = re.compile(f"[{HAN_CLASS}]{{2,4}}")
+        self.common_surnames = frozenset(self.t.ordered_single[:cfg.name_common_surnames])
         self.whitelist_max = max(map(len, self.t.whitelist), default=0)
         self.compound_lens = sorted({len(c) for c in self.t.compound}, reverse=True)
         self.compound_heads = frozenset(c[:2] for c in self.t.compound)
+        self.known = ahocorasick.Automaton()
+        for w in self.t.known:
+            self.known.add_word(w, len(w))
+        if len(self.known):
+            self.known.make_automaton()
+        self.listed = self.t.not_names | self.t.whitelist
+        self.listed_max = max(map(len, self.listed), default=0)
+        self.not_after_lens = sorted({len(w) for w in self.t.not_after}, reverse=True)
         self._freq: dict | None = None
         self._tags: dict | None = None
         self.tagged = 0  # captions that went through the tagger
@@ -206,11 +235,114 @@ class NameTagger:
         return bool(f) and f >= self.common_freq and not self._tags.get(w, "").startswith("nr")
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of the person names in `text` (tagged only where the gate opens)."""
-        if not self.may_hold_name(text):
+        """Character spans of the person names in `text`: well-known people from the names
+        resource, and names the tagger finds where the gate opens; none a listed non-name."""
+        spans = self.known_spans(text) + self._listed_after_title(text)
+        if self.may_hold_name(text):
+            self.tagged += 1
+            spans += [(a, b) for a, b in self.tag(text) if not self._unlikely(text, a, b)]
+        out: list[tuple[int, int]] = []
+        for a, b in sorted(spans, key=lambda ab: (ab[0] - ab[1], ab[0])):  # longest first
+            if all(b <= x or a >= y for x, y in out) and not self.vetoed(text, a, b):
+                out.append((a, b))
+        return sorted(out)
+
+    def known_spans(self, text: str) -> list[tuple[int, int]]:
+        """Well-known people standing as words: the longest matches that no common word crosses."""
+        if not len(self.known) or len(text) < 2:
             return []
-        self.tagged += 1
-        return self.tag(text)
+        hits = sorted(((end + 1 - n, end + 1) for end, n in self.known.iter(text)),
+                      key=lambda ab: (ab[0] - ab[1], ab[0]))
+        out: list[tuple[int, int]] = []
+        for a, b in hits:
+            b = self._name_word_from(text, a, b)
+            if all(b <= x or a >= y for x, y in out) and not self._crossed(text, a, b):
+                out.append((a, b))
+        return out
+
+    def _name_word_from(self, text: str, a: int, b: int) -> int:
+        """End of the longest dictionary name word starting at a and reaching past b through
+        given-name characters ('林黛' -> '林黛玉'; never '鲁迅' -> '鲁迅故居'), or b."""
+        freq, tags = self._dict()
+        for j in range(min(len(text), a + _MAX_WORD), b, -1):
+            w = text[a:j]
+            if (freq.get(w) and tags.get(w, "").startswith("nr") and w not in self.listed
+                    and self._given_only(text[b:j])):
+                return j
+        return b
+
+    def _crossed(self, text: str, a: int, b: int) -> bool:
+        """Whether an ordinary word runs across an edge of text[a:b]: a frequent two-character
+        word or any longer dictionary word that is no known name ('李白菜', '望子成龙', '车水马龙')."""
+        freq, _tags = self._dict()
+        for edge in (a, b):
+            for i in range(max(0, edge - _MAX_WORD + 1), edge):
+                if i == a:
+                    continue  # a word the name starts ('鲁迅故居') is about the name
+                for j in range(edge + 1, min(len(text), i + _MAX_WORD) + 1):
+                    w = text[i:j]
+                    if self._is_common_word(w) or (len(w) > 2 and freq.get(w) and w not in self.t.known):
+                        return True
+        return False
+
+    def _listed_after_title(self, text: str) -> list[tuple[int, int]]:
+        """Names listed after a title and a colon: each item that starts with a surname and is
+        no common word."""
+        if self.list_re is None or ("：" not in text and ":" not in text):
+            return []
+        self._dict()
+        out = []
+        for m in self.list_re.finditer(text):
+            for item in self.item_re.finditer(m.group(1)):
+                a, b = m.start(1) + item.start(), m.start(1) + item.end()
+                if self._surname_at(text, a) > 0 and not self._is_common_word(item.group()):
+                    out.append((a, b))
+        return out
+
+    def _unlikely(self, text: str, a: int, b: int) -> bool:
+        """A found span without a title beside it that reads as a place ('万春亭', a pavilion), as
+        a surname before a common word ('韩美军'), or as two characters a frequent word runs across
+        ('韩美' of '驻韩美军')."""
+        if self._titled(text, a, b):
+            return False
+        if text[b - 1] in _PLACE_ENDINGS:
+            return True
+        n = self._surname_at(text, a)
+        if n > 0 and b - n > 1 and self._is_common_word(text[n:b]):
+            return True  # '韩' + '美军'
+        return b - a == 2 and self._crossed_by_common(text, a, b)
+
+    def _titled(self, text: str, a: int, b: int) -> bool:
+        """Whether a title or role word stands right before or after the span."""
+        p = a
+        while p > 0 and text[p - 1] in _SEPARATOR_CHARS:
+            p -= 1
+        if any(text[max(0, p - n):p] in self.t.before for n in range(1, 5)):
+            return True
+        return self.after_re is not None and self.after_re.match(text, b) is not None
+
+    def _crossed_by_common(self, text: str, a: int, b: int) -> bool:
+        for edge in (a, b):
+            for i in range(max(0, edge - _MAX_WORD + 1), edge):
+                for j in range(edge + 1, min(len(text), i + _MAX_WORD) + 1):
+                    if self._is_common_word(text[i:j]):
+                        return True
+        return False
+
+    def vetoed(self, text: str, a: int, b: int) -> bool:
+        """Whether the span is a listed non-name, or starts one ('宫保' of '宫保鸡丁'), or is
+        followed by a company, shop or place word ('华坚' of '华坚鞋业')."""
+        listed = self.listed
+        for j in range(b, min(len(text), a + self.listed_max) + 1):
+            if text[a:j] in listed:
+                return True
+        p = b
+        while p < len(text) and text[p] in _SEPARATOR_CHARS and text[p] != "-":
+            p += 1
+        if p > b:
+            return False  # '主演：杨幂 赵又廷': a space ends the name before any company word
+        not_after = self.t.not_after
+        return any(text[p:p + n] in not_after for n in self.not_after_lens)
 
     def tag(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the person names in `text`, without the gate."""
@@ -385,6 +517,10 @@ class NameTagger:
         if self._is_name_word(first + rest) or self._is_name_word(rest):
             return True
         if self._tags.get(first, "") in _PARTICLE_TAGS or len(rest) > 1 and self._is_common_word(rest):
+            return False
+        # A rare surname before one character, with nothing else to go on, is more often the start
+        # of a word the dictionary lacks (谷歌, 蓝星) than a name.
+        if len(first) == 1 and len(rest) == 1 and first not in self.common_surnames:
             return False
         # One character that is not a function word, or a rare dictionary word ('滕' + '海海').
         return len(rest) > 1 or self._tags.get(rest, "") not in _FUNCTION_TAGS

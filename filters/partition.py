@@ -17,9 +17,14 @@ from filters.config import FilterConfig
 from filters.image_check import has_image_size, image_reasons
 
 ORIGINAL_COL = "caption_original"
+# Characters of the caption as given, before any cleaning or masking (caption_original is redacted).
+ORIGINAL_CHARS_COL = "caption_original_chars"
 REASON_COL = "reason"
 DETAIL_COL = "reason_detail"
 KEY_COL = "_freq_key"
+# Columns the job uses and never writes out, and those only rejected rows carry.
+INTERNAL_COLS = (KEY_COL,)
+REJECT_ONLY_COLS = (REASON_COL, DETAIL_COL)
 RULE_SETS = ("all", "text", "image")
 # Rules that only clean and mask: what `rules="image"` still applies to captions.
 CLEANING_RULES = ("normalize", "convert", "privacy")
@@ -50,6 +55,8 @@ def annotate(table: pa.Table, chain: TextChain, cfg: FilterConfig, rules: str,
     out = out.set_column(idx, caption_col, pa.array([chain.output_caption(s) for s in samples], pa.string()))
     extra = {
         ORIGINAL_COL: pa.array([chain.output_original(s) for s in samples], pa.string()),
+        ORIGINAL_CHARS_COL: pa.array([len(s.original) if isinstance(s.original, str) else None
+                                      for s in samples], pa.int32()),
         REASON_COL: pa.array([s.reason for s in samples], pa.string()),
         DETAIL_COL: pa.array([s.detail for s in samples], pa.string()),
         KEY_COL: pa.array([s.key for s in samples], pa.uint64()),

@@ -15,7 +15,11 @@ from filters.config import TextRulesConfig
 from filters.rules.privacy import EMAIL_RE, ID_RE, PHONE_RE
 
 # Characters the cleaner drops or collapses, allowed between the characters of a hidden string.
-_GAP = r"[\s\u00ad\u200b-\u200f\u2060-\u206f\ufeff]*"
+_GAP_RE = re.compile(r"[\s\u00ad\u200b-\u200f\u2060-\u206f\ufeff]")
+
+
+def _is_gap(c: str) -> bool:
+    return c.isspace() or _GAP_RE.match(c) is not None
 
 
 class Redactor:
@@ -26,9 +30,10 @@ class Redactor:
         self._char_cache: dict[str, str] = {}
 
     def _char(self, c: str) -> str:
+        """`c` normalised on its own, less the gap characters."""
         out = self._char_cache.get(c)
         if out is None:
-            out = self.convert.convert(unicodedata.normalize("NFKC", c))
+            out = "".join(n for n in self.convert.convert(unicodedata.normalize("NFKC", c)) if not _is_gap(n))
             self._char_cache[c] = out
         return out
 
@@ -43,19 +48,28 @@ class Redactor:
         return any(on and p.search(cleaned) for on, p in checks)
 
     def redact(self, original: str, masked: list[tuple[str, str]], fallback: str) -> str:
-        pieces = [self._char(c) for c in original]
-        norm = "".join(pieces)
-        owner = [i for i, p in enumerate(pieces) for _ in p]  # normalised index -> original index
+        # The normalised original without the gap characters, and for each of its characters the
+        # original one it came from: a hidden string is then a plain substring (no regex to compile
+        # per name, which cost more than the whole rule chain).
+        compact: list[str] = []
+        owner: list[int] = []  # compact index -> original index
+        for i, c in enumerate(original):
+            for n in self._char(c):
+                compact.append(n)
+                owner.append(i)
+        norm = "".join(compact)
         spans: list[tuple[int, int, str]] = []
         for hidden, token in sorted(set(masked), key=lambda m: -len(m[0])):
-            chars = [c for c in hidden if not c.isspace()]
-            if not chars:
+            needle = "".join(c for c in hidden if not _is_gap(c))
+            if not needle:
                 continue
-            pattern = re.compile(_GAP.join(map(re.escape, chars)))
-            for m in pattern.finditer(norm):
-                a, b = owner[m.start()], owner[m.end() - 1] + 1
+            start = norm.find(needle)
+            while start >= 0:
+                end = start + len(needle)
+                a, b = owner[start], owner[end - 1] + 1
                 if all(b <= x or a >= y for x, y, _ in spans):
                     spans.append((a, b, token))
+                start = norm.find(needle, end)
         out, last = [], 0
         for a, b, token in sorted(spans):
             out.append(original[last:a])

@@ -8,9 +8,16 @@ import re
 # CJK unified ideographs (+ extension A, compatibility ideographs, extensions B..F).
 HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 HAN_RE = re.compile(f"[{HAN_CLASS}]")
-# Hiragana and katakana, without the middle dot and the long-vowel mark that Chinese text borrows.
-KANA_RE = re.compile("[\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fd-\u30ff\u31f0-\u31ff\uff66-\uff9d]")
-HANGUL_RE = re.compile("[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
+# Hiragana and katakana, without the middle dot and the long-vowel mark that Chinese text borrows,
+# and without the iteration marks ゝゞヽヾ that kaomoji borrow ('ヽ(●´∀`●)ﾉ').
+_KANA_CLASS = "\u3041-\u3096\u309f\u30a1-\u30fa\u30ff\u31f0-\u31ff\uff66-\uff9d"
+KANA_RE = re.compile(f"[{_KANA_CLASS}]")
+_HANGUL_CLASS = "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
+HANGUL_RE = re.compile(f"[{_HANGUL_CLASS}]")
+# Kana and hangul in words: runs of two or more kana/hangul/Han characters holding one. A kana or
+# jamo standing alone among symbols is part of a kaomoji ('(＾▽＾)ノ', '(´ㅂ`)'), not Japanese.
+KANA_WORD_RE = re.compile(f"[{HAN_CLASS}{_KANA_CLASS}]*[{_KANA_CLASS}][{HAN_CLASS}{_KANA_CLASS}]*")
+HANGUL_WORD_RE = re.compile(f"[{HAN_CLASS}{_HANGUL_CLASS}]*[{_HANGUL_CLASS}][{HAN_CLASS}{_HANGUL_CLASS}]*")
 LATIN_WORD_RE = re.compile("[A-Za-z]+")
 # Everything that is not a letter or digit of any script (spaces, punctuation, symbols, emoji).
 _NON_WORD_RE = re.compile(r"[\W_]+")

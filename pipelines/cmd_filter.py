@@ -1,4 +1,4 @@
-"""`wukong filter INPUT... --output DIR`: Wukong's text and image rules; kept/rejected parquet."""
+"""`wukong filter INPUT... --output DIR`: Wukong's text and image rules; kept/ and rejected/ parts."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import json
 
 def register(sub) -> None:
     from pipelines.cli import add_config_args
-    p = sub.add_parser("filter", help="apply the text and image rules (kept.parquet, rejected.parquet)")
+    p = sub.add_parser("filter", help="apply the text and image rules (kept/ and rejected/ parquet parts)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="tables with a caption column (parquet/csv/tsv/jsonl) or raw shard directories")
     p.add_argument("--output", required=True, metavar="DIR",
-                   help="where kept.parquet, rejected.parquet and stats.json go")
+                   help="where kept/ and rejected/ (parquet parts + _manifest.json, one part per "
+                        "partition) and stats.json go; a rerun after an interruption resumes")
     p.add_argument("--rules", choices=("all", "text", "image"), default="all",
                    help="which rules drop rows (captions are cleaned and masked in every case)")
     add_config_args(p)

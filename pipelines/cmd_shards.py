@@ -11,8 +11,8 @@ def register(sub) -> None:
     p = sub.add_parser("shards", help="write the final train/val WebDataset shards, dataset card and plots")
     p.add_argument("raw_dirs", nargs="+", metavar="RAW_DIR", help="raw shard directories (ingest output)")
     p.add_argument("--output", required=True, metavar="DIR", help="output directory ({split}/NNNNNN.tar)")
-    p.add_argument("--filter", dest="filter_dir", metavar="DIR", help="filter output (kept.parquet: keys and cleaned captions)")
-    p.add_argument("--dedup", dest="dedup_dir", metavar="DIR", help="dedup output (decisions.parquet)")
+    p.add_argument("--filter", dest="filter_dir", metavar="DIR", help="filter output (kept/ parts, or a legacy kept.parquet: keys and cleaned captions)")
+    p.add_argument("--dedup", dest="dedup_dir", metavar="DIR", help="dedup output (decisions/ parts, or a legacy decisions.parquet)")
     p.add_argument("--samples-per-shard", type=int, help="shards.samples_per_shard")
     p.add_argument("--seed", type=int, help="shards.seed")
     add_config_args(p)
@@ -22,6 +22,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from pipelines.cli import UsageError, config_from_args
     from pipelines.shards_job import run_shards
+    from shards.sources import MissingStageOutput, stage_output
 
     extra = []
     if args.samples_per_shard is not None:
@@ -35,10 +36,13 @@ def run(args) -> int:
     for d in args.raw_dirs:
         if not Path(d).is_dir():
             raise UsageError(f"raw shard directory not found: {d}")
-    if args.filter_dir and not (Path(args.filter_dir) / "kept.parquet").is_file():
-        raise UsageError(f"no kept.parquet in filter directory {args.filter_dir}")
-    if args.dedup_dir and not (Path(args.dedup_dir) / "decisions.parquet").is_file():
-        raise UsageError(f"no decisions.parquet in dedup directory {args.dedup_dir}")
+    try:
+        if args.filter_dir:
+            stage_output(args.filter_dir, "kept", "filter")
+        if args.dedup_dir:
+            stage_output(args.dedup_dir, "decisions", "dedup")
+    except MissingStageOutput as exc:
+        raise UsageError(str(exc)) from None
     stats = run_shards(args.raw_dirs, args.output, cfg, filter_dir=args.filter_dir, dedup_dir=args.dedup_dir)
     print(json.dumps({"splits": stats["splits"], "funnel": stats["funnel"]}, ensure_ascii=False))
     return 0

@@ -38,8 +38,11 @@ class RayConfig:
     # The Ray dashboard of a local Ray: on loopback by default.
     include_dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
+    # Dashboard port of the head started by `wukong dashboard start` (a free one when it is taken).
     dashboard_port: int = 8265
-    # GCS port of the head started by `wukong dashboard start` (`make dashboard`).
+    # Dashboard port of a Ray started for one run; 0: a free port, so a run never holds the head's.
+    local_dashboard_port: int = 0
+    # GCS port of the head started by `wukong dashboard start` (`make dashboard`); a free one when taken.
     head_port: int = 6379
     # None lets Ray count the machine's cores.
     num_cpus: int | None = None
@@ -47,6 +50,16 @@ class RayConfig:
     object_store_memory_mb: int = 1024
     # When attaching to a remote cluster, ship this project's packages with the job.
     ship_code: bool = True
+    # Start Prometheus (on 127.0.0.1) with the head when the `prometheus` program is installed.
+    prometheus: bool = True
+    # Port of that Prometheus; 0: a free port.
+    prometheus_port: int = 0
+    # Grafana URL shown in the dashboard's Metrics tab (RAY_GRAFANA_HOST); "" for none.
+    grafana_host: str = ""
+    # Seconds the head is given to start (dashboard answering, agents listening) before it is undone.
+    head_start_timeout_s: float = 90.0
+    # Seconds `wukong dashboard stop` waits after SIGTERM before it sends SIGKILL.
+    stop_timeout_s: float = 10.0
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Layout under OUTPUT (`OUT/crawl`):
 - `discover/plan.json`, `discover/part-NNNNN/` (journal, partition candidates, stats): resume state
 - `candidates/part-NNNNN.parquet`: candidates of the run, deduplicated by URL across partitions
-- `candidates_filtered/kept.parquet`, `rejected.parquet`: the text rules on the candidates
+- `candidates_filtered/kept/`, `rejected/` (parts + manifest): the text rules on the candidates
 - `raw/`: downloaded raw shards; `demo_web/`: the demo site when no target was given
 - `stats.json`: the funnel of the whole run.
 
@@ -41,6 +41,8 @@ from shards.atomic import write_json_atomic, write_parquet_atomic
 log = logging.getLogger(__name__)
 
 PLAN_FILE = "plan.json"
+# Ray task name of a discovery partition (the dashboard's row for the stage).
+CRAWL_STAGE = "crawl"
 # Ray retries a partition task that raised once more before the run reports it as failed.
 _PARTITION_RETRIES = 1
 
@@ -109,13 +111,27 @@ def _plan(disc_dir: Path, inputs: dict, ccfg: CrawlConfig, parallel: int) -> lis
 
 
 def _partition_task():
+    """The discovery task, named by its stage (`crawl`): one dashboard row for all partitions; the
+    partition is in its argument, its log lines and its counters' `partition` label."""
     import ray
 
     @ray.remote(num_cpus=1, max_retries=_PARTITION_RETRIES, retry_exceptions=True)
     def crawl_partition(spec_json: str) -> dict:
-        from crawler.discover import run_partition_subprocess
+        from crawler.discover import JOURNAL_FILE, run_partition_subprocess
+        from pipelines.crawl_metrics import JournalCounter, count_partition_end
+        from pipelines.ray_runtime import task_logging
 
-        return run_partition_subprocess(PartitionSpec.from_json(spec_json))
+        task_logging()
+        spec = PartitionSpec.from_json(spec_json)
+        label = f"{spec.partition:05d}"
+        log.info("%s: partition %s (%d queries, %d start URLs) starts", CRAWL_STAGE, label, len(spec.queries),
+                 len(spec.start_urls))
+        with JournalCounter(Path(spec.workdir) / JOURNAL_FILE, label) as counter:
+            stats = run_partition_subprocess(spec)
+        if not stats.get("skipped_complete"):
+            count_partition_end(stats, label)
+        log.info("%s: partition %s done: %s", CRAWL_STAGE, label, counter.totals)
+        return stats
 
     return crawl_partition
 
@@ -216,7 +232,7 @@ def _run_partitions(specs: list[PartitionSpec], at_once: int) -> tuple[list[dict
     while todo or running:
         while todo and len(running) < at_once:
             s = todo.pop(0)
-            running[task.remote(s.to_json())] = s
+            running[task.options(name=CRAWL_STAGE).remote(s.to_json())] = s
         ready, _ = ray.wait(list(running), num_returns=1)
         for ref in ready:
             s = running.pop(ref)
@@ -312,15 +328,17 @@ def _load_queries(path: str) -> list[str]:
 def _filter_and_download(out: Path, cfg: WukongConfig) -> dict:
     from pipelines.download_job import run_download
     from pipelines.filter_job import run_filter
+    from shards.parts import open_parts
 
     cand_files = sorted(str(p) for p in (out / "candidates").glob("part-*.parquet"))
     stats: dict = {}
     if not cand_files:
         return {"filter": {"input": 0}, "download": {"input": 0}}
     stats["filter"] = run_filter(cand_files, out / "candidates_filtered", cfg, rules="text")
-    kept = out / "candidates_filtered" / "kept.parquet"
+    # The kept candidates: the filter's parts (or a single kept.parquet written by an earlier version).
+    kept = open_parts(out / "candidates_filtered", "kept").paths()
     if not cfg.download.save_additional_columns:
         cfg = dataclasses.replace(cfg, download=dataclasses.replace(
-            cfg.download, save_additional_columns=["page_url", "query"]))
-    stats["download"] = run_download([str(kept)], out / "raw", cfg)
+            cfg.download, save_additional_columns=["page_url", "query", "caption_source"]))
+    stats["download"] = run_download(kept, out / "raw", cfg)
     return stats

@@ -23,6 +23,7 @@ from pipelines.config import WukongConfig
 from pipelines.ray_runtime import init_ray
 from shards.atomic import write_bytes_atomic, write_json_atomic
 from shards.format import STATUS_SUCCESS
+from shards.parts import IncompleteOutput, open_parts
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,19 @@ def _read_parquets(paths, columns=None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns or [])
 
 
+def read_stage_output(base: Path, name: str, columns) -> pd.DataFrame:
+    """The rows of a stage's output `base/name/` (parts + manifest, `shards.parts`) or of the single
+    `base/name.parquet` an earlier version wrote; empty when the stage wrote neither. A parts
+    directory without its manifest (the stage did not finish) raises, saying so."""
+    try:
+        parts = open_parts(base, name)
+    except IncompleteOutput:
+        raise
+    except FileNotFoundError:
+        return pd.DataFrame(columns=columns)
+    return _read_parquets(parts.paths(), columns)
+
+
 def trace_ground_truth(d: StageDirs, text_rules=None) -> pd.DataFrame:
     """One row per ground-truth image: the stage where it left the pipeline (or `kept`) and why.
 
@@ -78,16 +92,16 @@ def trace_ground_truth(d: StageDirs, text_rules=None) -> pd.DataFrame:
     gt = pq.read_table(d.web / "ground_truth.parquet").to_pandas()
     candidates = _read_parquets(sorted(d.candidates.glob("*.parquet")), ["url"])
     discovered = set(candidates["url"])
-    cand_rejected = _read_parquets([d.candidates_filtered / "rejected.parquet"], ["url", "reason"])
+    cand_rejected = read_stage_output(d.candidates_filtered, "rejected", ["url", "reason"])
     cand_reason = dict(zip(cand_rejected["url"], cand_rejected["reason"]))
     raw = _read_parquets(sorted(d.raw.glob("*.parquet")), ["key", "url", "status", "error"])
     raw_by_url = {u: (k, s, e) for k, u, s, e in zip(raw["key"], raw["url"], raw["status"], raw["error"])}
-    filt_rejected = _read_parquets([d.filter / "rejected.parquet"], ["key", "reason"])
+    filt_rejected = read_stage_output(d.filter, "rejected", ["key", "reason"])
     filt_reason = dict(zip(filt_rejected["key"], filt_rejected["reason"]))
     # The final caption, to tell a rewritten caption (masking, t2s) from the one on the page.
-    kept = _read_parquets([d.filter / "kept.parquet"], ["key", "caption"])
+    kept = read_stage_output(d.filter, "kept", ["key", "caption"])
     final_caption = dict(zip(kept["key"], kept["caption"]))
-    decisions = _read_parquets([d.dedup / "decisions.parquet"], ["key", "keep", "reason"])
+    decisions = read_stage_output(d.dedup, "decisions", ["key", "keep", "reason"])
     dedup_drop = {k: r for k, keep, r in zip(decisions["key"], decisions["keep"], decisions["reason"]) if not keep}
     final = _read_parquets(sorted(d.shards.glob("*/*.parquet")), ["key"])
     final_keys = set(final["key"])
@@ -247,7 +261,7 @@ def run_demo(output: str | Path, cfg: WukongConfig) -> dict:
 
     stage("crawl", run_crawl, d.crawl, cfg)
     stage("filter", run_filter, [str(d.raw)], d.filter, cfg)
-    stage("dedup", run_dedup, [str(d.raw)], d.dedup, cfg, kept=d.filter / "kept.parquet")
+    stage("dedup", run_dedup, [str(d.raw)], d.dedup, cfg, kept=d.filter)
     stage("shards", run_shards, [str(d.raw)], d.shards, cfg, filter_dir=d.filter, dedup_dir=d.dedup)
 
     demo = cfg.demo

@@ -5,8 +5,10 @@ kept in the output directory (`_plan.json`); a rerun reuses it, so shard boundar
 move, skips every shard whose parquet index exists, and redoes the rest from scratch. Together with
 the shard writers' temporary-name-then-rename, that gives exactly-once output after a crash.
 Progress: partition tasks keep their running row counts in `_progress/SHARD.json` (on the output
-storage every node shares), which the driver sums for the terminal bar, and export Prometheus
-counters through `ray.util.metrics` (shown by the Ray dashboard), beside the tasks themselves.
+storage every node shares), which the driver sums for its progress line, and report rows by status,
+errors by code and bytes through `pipelines.metrics` (the Ray metrics endpoint, labelled with the
+partition). Every partition task is named `download` (file scans `download-scan`), so the
+dashboard shows one row per stage; the partition is in the task's arguments, logs and labels.
 In a run's last wave, when fewer partitions remain than slots, the driver leaves a marker file in
 `_progress/` that lets the running partitions decode on their thread pools, on the idle cores.
 """
@@ -18,7 +20,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,13 +28,15 @@ from typing import Any
 import ray
 
 from crawler.config import DownloadConfig
-from crawler.ingest import ingest_partition, is_shard_done, make_processor, shard_paths
+from crawler.ingest import ProgressDelta, ingest_partition, is_shard_done, make_processor, shard_paths
 from crawler.netguard import AddressGuard
-from crawler.sources import (FileScan, Partition, SourceError, detect_format, plan_partitions, probe_file,
-                             scan_file)
+from crawler.sources import (FileScan, Partition, SourceError, describe_partition, detect_format,
+                             plan_partitions, probe_file, scan_file)
 from filters.config import ImageRulesConfig
+from pipelines import metrics
 from pipelines.config import WukongConfig
-from pipelines.ray_runtime import cluster_cpus, init_ray
+from pipelines.progress import ProgressLine
+from pipelines.ray_runtime import cluster_cpus, init_ray, task_logging
 from shards.atomic import remove_stale_temporaries, write_json_atomic
 from shards.format import STATUS_FAILED, STATUS_SUCCESS
 
@@ -89,46 +92,45 @@ def _idle_cores_signalled(output: str | Path) -> bool:
     return (Path(output) / PROGRESS_DIR / IDLE_CORES_FILE).exists()
 
 
-_METRICS: dict[str, Any] = {}
-
-
-def _metrics() -> dict[str, Any]:
-    """Counters created once per worker process (ray.util.metrics needs a connected worker)."""
-    if not _METRICS:
-        from ray.util.metrics import Counter as RayCounter
-        _METRICS["rows"] = RayCounter("wukong_download_rows", "Input rows handled by wukong download",
-                                      tag_keys=("status",))
-        _METRICS["shards"] = RayCounter("wukong_download_shards", "Raw shards completed by wukong download")
-    return _METRICS
+STAGE = "download"
+SCAN_STAGE = "download-scan"
 
 
 @ray.remote
-def _scan_task(path: str, cfg: DownloadConfig) -> FileScan:
+def _scan_task(file_index: int, path: str, cfg: DownloadConfig) -> FileScan:
+    task_logging()
+    log.info("%s: file %03d %s", SCAN_STAGE, file_index, path)
     return scan_file(path, cfg)
 
 
 @ray.remote
 def _ingest_task(part: dict, output: str, cfg: DownloadConfig, rules: ImageRulesConfig) -> dict:
-    metrics = _metrics()
+    task_logging()
     partition = Partition.from_dict(part)
+    label = f"{partition.shard:05d}"
+    log.info("%s: partition %s (%s, %d rows) starts", STAGE, label, describe_partition(partition),
+             partition.num_rows)
     progress_file = _progress_path(output, partition.shard)
     progress_file.parent.mkdir(parents=True, exist_ok=True)
     totals = [0, 0]
 
-    def report(done: int, ok: int) -> None:
-        totals[0] += done
-        totals[1] += ok
+    def report(delta: ProgressDelta) -> None:
+        totals[0] += delta.rows
+        totals[1] += delta.successes
         # A file per shard rather than an actor: no extra Ray process, and a retried task simply
         # overwrites its own counts.
         _write_progress(progress_file, *totals)
-        if ok:  # Ray counters reject increments of 0
-            metrics["rows"].inc(ok, tags={"status": STATUS_SUCCESS})
-        if done - ok:
-            metrics["rows"].inc(done - ok, tags={"status": STATUS_FAILED})
+        metrics.count_many(STAGE, "rows", {STATUS_SUCCESS: delta.successes,
+                                           STATUS_FAILED: delta.rows - delta.successes},
+                           "status", partition=label)
+        metrics.count_many(STAGE, "errors", delta.errors, "error", partition=label)
+        metrics.count(STAGE, "bytes", delta.bytes, partition=label)
 
     stats = ingest_partition(partition, output, cfg, rules, progress=report,
                              idle_cores=lambda: _idle_cores_signalled(output))
-    metrics["shards"].inc()
+    metrics.count(STAGE, "shards", 1, partition=label)
+    log.info("%s: partition %s done: %s", STAGE, label,
+             {k: stats[k] for k in ("by_status", "bytes_downloaded", "elapsed_s")})
     return stats
 
 
@@ -196,7 +198,7 @@ def _plan_identity(files: list[str], cfg: DownloadConfig) -> dict:
 
 
 def _scan_all(files: list[str], cfg: DownloadConfig) -> list[FileScan]:
-    refs = [_scan_task.options(name=f"download-scan-{i:03d}").remote(f, cfg) for i, f in enumerate(files)]
+    refs = [_scan_task.options(name=SCAN_STAGE).remote(i, f, cfg) for i, f in enumerate(files)]
     try:
         return ray.get(refs)
     except ray.exceptions.RayTaskError as exc:
@@ -218,29 +220,6 @@ def load_or_make_plan(files: list[str], output: Path, cfg: DownloadConfig) -> li
     parts = plan_partitions(_scan_all(files, cfg), cfg.rows_per_shard)
     write_json_atomic(plan_path, {"identity": identity, "partitions": [p.to_dict() for p in parts]})
     return parts
-
-
-class _Bar:
-    """tqdm bar with samples/s and success rate; silent when progress is off."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.bar = None
-        self.t0 = time.monotonic()
-        if enabled:
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, unit="row", desc="download", file=sys.stderr, dynamic_ncols=True,
-                            smoothing=0.1)
-
-    def update(self, done: int, ok: int) -> None:
-        if self.bar is None:
-            return
-        self.bar.n = min(done, self.bar.total)
-        elapsed = max(time.monotonic() - self.t0, 1e-9)
-        self.bar.set_postfix_str(f"{ok / elapsed:.0f} samples/s, success {ok / done:.1%}" if done else "")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _aggregate(output: Path, parts: list[Partition]) -> dict:
@@ -276,7 +255,7 @@ def run_download(inputs: list[str], output: str | Path, cfg: WukongConfig | None
     slots = dl.processes if dl.processes > 0 else cluster_cpus()
     log.info("download: %d files, %d shards, %d to do, %d in parallel", len(files), len(parts), len(todo), slots)
 
-    bar = _Bar(sum(p.num_rows for p in todo), progress)
+    bar = ProgressLine(STAGE, sum(p.num_rows for p in todo), unit="row", enabled=progress)
     pending: dict[Any, Partition] = {}
     queue = list(reversed(todo))
     failures: list[dict] = []
@@ -289,7 +268,7 @@ def run_download(inputs: list[str], output: str | Path, cfg: WukongConfig | None
             while queue and len(pending) < slots:
                 part = queue.pop()
                 ref = _ingest_task.options(
-                    name=f"download-shard-{part.shard:05d}", num_cpus=1, max_retries=dl.task_max_retries,
+                    name=STAGE, num_cpus=1, max_retries=dl.task_max_retries,
                 ).remote(part.to_dict(), str(output), dl, cfg.filter.image)
                 pending[ref] = part
             idle = not queue and len(pending) < slots

@@ -1,8 +1,9 @@
 """Starting or attaching to Ray: the only execution engine of every stage.
 
 Order of precedence: `RAY_ADDRESS` in the environment, `ray.address` in the config, a head started
-by `make dashboard` (its address is recorded in the project's Ray temp dir), else a local Ray started
-for this run with its dashboard on 127.0.0.1.
+by `make dashboard` (recorded in the project's Ray temp dir, `pipelines.ray_head`), else a local
+Ray started for this run, with its dashboard on a free port of 127.0.0.1 (never the head's 8265, so
+`make dashboard` can start while such runs go on).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pipelines.config import RayConfig
 
 log = logging.getLogger(__name__)
 
-HEAD_ADDRESS_FILE = "head_address"
 # Unix socket paths (temp dir + ~62 bytes of session and socket names) must fit in 107 bytes.
 _MAX_TEMP_DIR_LEN = 45
 
@@ -33,11 +33,17 @@ def resolve_temp_dir(cfg: RayConfig) -> Path:
 
 
 def recorded_head_address(cfg: RayConfig) -> str | None:
-    """The address written by `wukong dashboard`, if that head is still alive."""
-    f = resolve_temp_dir(cfg) / HEAD_ADDRESS_FILE
-    if not f.is_file():
-        return None
-    address = f.read_text().strip()
+    """The address of the head started by `wukong dashboard`, if that head is still alive."""
+    from pipelines.ray_head import HEAD_ADDRESS_FILE, read_record
+    temp_dir = resolve_temp_dir(cfg)
+    rec = read_record(temp_dir)
+    if rec is not None:
+        address = rec.address
+    else:
+        f = temp_dir / HEAD_ADDRESS_FILE
+        if not f.is_file():
+            return None
+        address = f.read_text().strip()
     host, _, port = address.rpartition(":")
     import socket
     try:
@@ -45,6 +51,14 @@ def recorded_head_address(cfg: RayConfig) -> str | None:
             return address
     except (OSError, ValueError):
         return None
+
+
+def task_logging(level: int = logging.INFO) -> None:
+    """Log records of the project's modules, in a Ray worker: a worker configures no logging, so
+    without this a task's INFO lines (its partition, its counts) would never reach its log."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
 def init_ray(cfg: RayConfig, *, quiet: bool = True) -> dict:
@@ -64,6 +78,10 @@ def init_ray(cfg: RayConfig, *, quiet: bool = True) -> dict:
         return {"address": address, "started": False, "dashboard_url": ctx.dashboard_url}
     temp_dir = resolve_temp_dir(cfg)
     temp_dir.mkdir(parents=True, exist_ok=True)
+    dashboard_port = None
+    if cfg.include_dashboard:
+        from pipelines.ray_head import choose_port
+        dashboard_port = choose_port(cfg.dashboard_host, cfg.local_dashboard_port, "local dashboard")
     ctx = ray.init(
         # "local" starts our own Ray even when another one runs on the machine (Ray would attach).
         address="local",
@@ -71,11 +89,14 @@ def init_ray(cfg: RayConfig, *, quiet: bool = True) -> dict:
         object_store_memory=cfg.object_store_memory_mb * 1024 * 1024,
         include_dashboard=cfg.include_dashboard,
         dashboard_host=cfg.dashboard_host,
-        dashboard_port=cfg.dashboard_port,
+        dashboard_port=dashboard_port,
         _temp_dir=str(temp_dir),
         logging_level=log_level,
         log_to_driver=True,
     )
+    if ctx.dashboard_url:
+        log.info("local Ray for this run; its dashboard: http://%s (`make dashboard` keeps one across runs)",
+                 ctx.dashboard_url)
     return {"address": ctx.address_info.get("address"), "started": True,
             "dashboard_url": ctx.dashboard_url}
 

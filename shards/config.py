@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 @dataclass
 class ShardsConfig:
-    # Samples per final shard; the last shard of a split may be smaller.
+    # Samples per final shard; the last shard of a split may be smaller (and a shard loses one
+    # sample per key repeated across raw shards, which is counted).
     samples_per_shard: int = 10_000
     # Seed of the shuffle across source shards (recorded in stats.json and the dataset card).
     seed: int = 0
@@ -22,7 +23,19 @@ class ShardsConfig:
     description: str = "Chinese image-text pairs crawled and filtered with the Wukong recipe."
     # Histogram bins of the plots.
     plot_bins: int = 40
-    # Parallel Ray tasks writing shards (0: one per CPU Ray sees).
+    # Caption lengths are counted exactly up to this many characters; longer ones in the last bin.
+    plot_caption_max_chars: int = 512
+    # Image sizes (original width x height) are counted in square cells of this many pixels.
+    plot_image_bin_px: int = 64
+    # Largest side counted in its own cells; larger sides fall in the last cell.
+    plot_image_max_px: int = 4096
+    # Most plan rows one shards-gather task holds (about 0.5 KB each in memory): sets the number of
+    # gather groups, ceil(raw rows / gather_rows), before any row is read.
+    gather_rows: int = 500_000
+    # Keep OUTPUT/_work (plan files and gathered pieces) after a successful run, e.g. to inspect
+    # the exchange; a run that fails always keeps it so a rerun resumes.
+    keep_work: bool = False
+    # Parallel Ray tasks in flight per step (0: two per CPU Ray sees).
     processes: int = 0
 
     def problems(self) -> list[str]:
@@ -32,4 +45,9 @@ class ShardsConfig:
             out.append(f"shards.samples_per_shard must be at least 1, got {self.samples_per_shard}")
         if not (0 <= self.val_fraction and 0 <= self.test_fraction and self.val_fraction + self.test_fraction < 1):
             out.append("shards.val_fraction and shards.test_fraction must be >= 0 and sum to less than 1")
+        if self.gather_rows < 1:
+            out.append(f"shards.gather_rows must be at least 1, got {self.gather_rows}")
+        if self.plot_caption_max_chars < 1 or self.plot_image_bin_px < 1 or self.plot_image_max_px < self.plot_image_bin_px:
+            out.append("shards.plot_caption_max_chars and shards.plot_image_bin_px must be >= 1, "
+                       "shards.plot_image_max_px >= shards.plot_image_bin_px")
         return out

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from shards.config import ShardsConfig
 from shards.atomic import write_bytes_atomic
+from shards.config import ShardsConfig
+from shards.histograms import Histograms
 
 
 def _counts_lines(counts: dict, indent: str = "") -> list[str]:
@@ -78,25 +79,36 @@ def _save(fig, path: Path) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
-def write_plots(out: Path, caption_lengths: np.ndarray, widths: np.ndarray, heights: np.ndarray,
-                funnel: dict[str, int], bins: int) -> list[str]:
+def write_plots(out: Path, hist: Histograms, funnel: dict[str, int], bins: int) -> list[str]:
+    """Plots from merged histograms (`shards.histograms`), never from per-sample arrays."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
 
     names = []
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(caption_lengths, bins=bins, color="#4477aa")
-    ax.set_xlabel("caption length (characters)")
+    lengths = hist.caption_length
+    top = int(np.flatnonzero(lengths)[-1]) + 1 if lengths.any() else 1
+    width = -(-top // bins)  # whole characters per bin, so no bin holds more lengths than another
+    ax.hist(np.arange(top), bins=np.arange(0, top + width, width), weights=lengths[:top], color="#4477aa")
+    ax.set_xlabel("caption length (characters)" + (f", last bin {hist.caption_max}+" if top > hist.caption_max else ""))
     ax.set_ylabel("samples")
     ax.set_title("Caption length")
     _save(fig, out / "caption_length.png")
     plt.close(fig)
     names.append("caption_length.png")
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter(widths, heights, s=4, alpha=0.4, color="#228833")
-    ax.set_xlabel("original width (px)")
+    fig, ax = plt.subplots(figsize=(6, 4.6))
+    cells = hist.image_cells
+    used = np.argwhere(cells)
+    w_top, h_top = (used.max(axis=0) + 1) if len(used) else (1, 1)
+    shown = cells[:w_top, :h_top].T.astype(float)
+    shown[shown == 0] = np.nan
+    mesh = ax.pcolormesh(np.arange(w_top + 1) * hist.image_bin, np.arange(h_top + 1) * hist.image_bin, shown,
+                         cmap="viridis", norm=LogNorm() if len(used) else None)
+    fig.colorbar(mesh, ax=ax, label="samples")
+    ax.set_xlabel(f"original width (px, {hist.image_bin} px cells)")
     ax.set_ylabel("original height (px)")
     ax.set_title("Image size")
     _save(fig, out / "image_size.png")

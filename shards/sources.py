@@ -6,14 +6,16 @@ a shard can draw samples from any number of source tars.
 
 from __future__ import annotations
 
+import mmap
+import os
 import tarfile
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards.format import IMAGE_EXT, META_EXT, STATUS_SUCCESS, split_member_name
+from shards.format import IMAGE_EXT, META_EXT, split_member_name
+from shards.parts import IncompleteOutput, Parts, open_parts
 
 INDEX_COLUMNS = ["key", "url", "caption", "status", "error", "width", "height", "original_width",
                  "original_height", "phash", "sha256"]
@@ -30,38 +32,122 @@ def raw_shard_indexes(raw_dirs) -> list[Path]:
     return files
 
 
-def read_raw_index(path: str) -> tuple[pd.DataFrame | None, dict]:
-    """All rows of one raw index (failures too, for the funnel), or None and the error."""
+class MissingStageOutput(ValueError):
+    """A previous stage's output that cannot be read; the message says which stage to rerun."""
+
+
+def stage_output(base: str | Path, name: str, stage: str) -> Parts:
+    """`base/name/` (parts + manifest) or a legacy `base/name.parquet`, or a one-line error."""
     try:
-        schema = pq.read_schema(path)
-        cols = [c for c in INDEX_COLUMNS if c in schema.names]
-        if not {"key", "status"} <= set(cols):
-            return None, {"error": "missing key/status columns"}
-        df = pq.read_table(path, columns=cols).to_pandas(types_mapper={pa.uint64(): pd.UInt64Dtype()}.get)
-    except (OSError, pa.ArrowException) as exc:
-        return None, {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-    for c in INDEX_COLUMNS:
-        if c not in df:
-            df[c] = None
-    df["tar"] = str(Path(path).with_suffix(".tar"))
-    return df, {}
+        return open_parts(base, name)
+    except IncompleteOutput:
+        raise MissingStageOutput(f"{base}/{name}/ has no manifest: the {stage} run did not finish; "
+                                 f"rerun `wukong {stage}`") from None
+    except (FileNotFoundError, ValueError, OSError):
+        raise MissingStageOutput(f"no {name}/ or {name}.parquet in {stage} directory {base}: "
+                                 f"rerun `wukong {stage}`") from None
+
+
+def index_summary(path: str | Path) -> tuple[int | None, str | None, str | None]:
+    """(rows, smallest key, largest key) of a raw index from its parquet footer alone; keys are
+    None when the footer has no statistics, everything None when it cannot be read."""
+    try:
+        meta = pq.read_metadata(path)
+        col = meta.schema.names.index("key")
+        lo = hi = None
+        for g in range(meta.num_row_groups):
+            st = meta.row_group(g).column(col).statistics
+            if st is None or not st.has_min_max:
+                return meta.num_rows, None, None
+            a, b = (v.decode("utf-8") if isinstance(v, bytes) else v for v in (st.min, st.max))
+            lo = a if lo is None or a < lo else lo
+            hi = b if hi is None or b > hi else hi
+        return meta.num_rows, lo, hi
+    except (OSError, ValueError, pa.ArrowException):
+        return None, None, None
+
+
+_BLOCK = tarfile.BLOCKSIZE
+_PLAIN_FILE = (b"0", b"\x00")
+_POSIX_MAGIC = b"ustar\x0000"
+
+
+class _NeedsTarfile(Exception):
+    """A header the fast scan does not read (GNU or pax extensions, links, odd fields)."""
+
+
+def _octal(field: bytes) -> int:
+    if field[:1] and field[0] & 0x80:
+        raise _NeedsTarfile  # base-256 number
+    text = field.split(b"\x00", 1)[0].strip()
+    try:
+        return int(text or b"0", 8)
+    except ValueError:
+        raise _NeedsTarfile from None
+
+
+def _scan_ustar(buf) -> tuple[list[tuple[str, int, int]], str | None]:
+    """(name, data offset, size) of every member of a plain ustar archive (what every stage
+    writes), reading only the headers; raises _NeedsTarfile on anything else. Python's tarfile
+    spends ~40 us a header; this ~5."""
+    out = []
+    n, off = len(buf), 0
+    while True:
+        if off + _BLOCK > n:
+            return out, "truncated tar: no end-of-archive marker"
+        head = buf[off:off + _BLOCK]
+        if not head.strip(b"\x00"):
+            return out, None  # end-of-archive marker
+        # POSIX magic only: GNU headers ("ustar  ") reuse the prefix field for times.
+        if head[257:265] != _POSIX_MAGIC or head[156:157] not in _PLAIN_FILE:
+            raise _NeedsTarfile
+        if _octal(head[148:156]) != sum(head[:148]) + 256 + sum(head[156:]):
+            raise _NeedsTarfile
+        size = _octal(head[124:136])
+        name, prefix = head[:100].split(b"\x00", 1)[0], head[345:500].split(b"\x00", 1)[0]
+        if prefix:
+            name = prefix + b"/" + name
+        if off + _BLOCK + size > n:
+            return out, f"truncated tar: member {name.decode('utf-8', 'surrogateescape')} is cut short"
+        out.append((name.decode("utf-8", "surrogateescape"), off + _BLOCK, size))
+        off += _BLOCK + -(-size // _BLOCK) * _BLOCK
+
+
+def _tarfile_members(tar_path: str, file_size: int) -> tuple[list[tuple[str, int, int]], str | None]:
+    out = []
+    try:
+        with tarfile.open(tar_path, mode="r:") as tar:
+            for info in tar:
+                if info.isfile():
+                    if info.offset_data + info.size > file_size:
+                        return out, f"truncated tar: member {info.name} is cut short"
+                    out.append((info.name, info.offset_data, info.size))
+    except (OSError, tarfile.TarError) as exc:
+        return out, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return out, None
 
 
 def member_offsets(tar_path: str) -> tuple[dict[str, dict[str, tuple[int, int]]], str | None]:
     """{key: {ext: (data offset, size)}} of a raw tar, or ({}, error) when it cannot be read.
-    A truncated tar yields the members before the damage, and the error."""
-    out: dict[str, dict[str, tuple[int, int]]] = {}
+    A truncated tar yields the members before the damage (whole ones only), and the error."""
     try:
-        with tarfile.open(tar_path, mode="r:") as tar:
-            for info in tar:
-                parts = split_member_name(info.name) if info.isfile() else None
-                if parts is None:
-                    continue
-                key, ext = parts
-                out.setdefault(key, {})[ext] = (info.offset_data, info.size)
-    except (OSError, tarfile.TarError) as exc:
-        return out, f"{type(exc).__name__}: {exc}".splitlines()[0]
-    return out, None
+        with open(tar_path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                return {}, "ReadError: empty file"
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                try:
+                    members, error = _scan_ustar(mm)
+                except _NeedsTarfile:
+                    members, error = _tarfile_members(tar_path, size)
+    except OSError as exc:
+        return {}, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    out: dict[str, dict[str, tuple[int, int]]] = {}
+    for name, offset, length in members:
+        parts = split_member_name(name)
+        if parts is not None:
+            out.setdefault(parts[0], {})[parts[1]] = (offset, length)
+    return out, error
 
 
 def locate(tar_path: str, keys: list[str]) -> tuple[dict[str, tuple[int, int, int, int]], dict]:
@@ -78,7 +164,3 @@ def locate(tar_path: str, keys: list[str]) -> tuple[dict[str, tuple[int, int, in
         j = m.get(META_EXT, (-1, -1))
         found[k] = (*m[IMAGE_EXT], *j)
     return found, {"missing_image_in_tar": missing, "tar_error": error}
-
-
-def successful(df: pd.DataFrame) -> pd.Series:
-    return df["status"] == STATUS_SUCCESS

@@ -1,23 +1,28 @@
-"""Write one final shard: a WebDataset tar plus its parquet index, atomically, from a shard plan.
+"""shards-write: one final shard, a WebDataset tar plus its parquet index, written atomically.
 
-A plan row names the sample's key, final caption and where its raw bytes are. The JPEG is copied
-byte for byte; `KEY.txt` is the final caption; `KEY.json` is the raw metadata updated with the
-final caption, the original caption and the split. The parquet index is written last and carries
-the plan's digest, so a rerun recognises a finished shard and skips it.
+`write_final_shard` reads the shard's pieces (`shards.gather`), keeps one row per key (the one
+from the earliest raw shard), orders the rows by key and shuffles them with a generator seeded by
+(seed, split, shard), so the order inside a shard is fixed by those alone; `write_shard` writes
+the rows. A plan row names the sample's key, final caption and where its raw bytes are. The JPEG
+is copied byte for byte; `KEY.txt` is the final caption; `KEY.json` is the raw metadata updated
+with the final caption, the original caption and the split. The parquet index is written last
+and carries the rows' digest, so a rerun recognises a finished shard and skips it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards.format import IMAGE_EXT, META_EXT, TEXT_EXT, AtomicTarWriter, phash_to_hex
-
 from shards.atomic import write_parquet_atomic
+from shards.exchange import read_table
+from shards.format import IMAGE_EXT, META_EXT, TEXT_EXT, AtomicTarWriter, phash_to_hex
 
 DIGEST_META = b"wukong.plan_digest"
 
@@ -106,3 +111,33 @@ def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], di
     table = table.replace_schema_metadata({DIGEST_META: digest.encode()})
     write_parquet_atomic(index_path, table)
     return {"samples": len(records), "skipped": False, "bytes": tar_path.stat().st_size}
+
+
+def plan_digest(split: str, rows: list[dict]) -> str:
+    """Covers everything written into a shard: a rerun with the same digest skips the shard."""
+    return hashlib.sha256(json.dumps([split, rows], ensure_ascii=False, sort_keys=True,
+                                     default=str).encode("utf-8")).hexdigest()
+
+
+def shard_rows(pieces: list[str], seed: int, split_index: int, shard: int) -> tuple[list[dict], int]:
+    """The shard's rows in their final order, and how many repeated keys were dropped."""
+    tables = [read_table(p) for p in pieces]
+    if not tables:
+        return [], 0
+    t = pa.concat_tables(tables).sort_by([("key", "ascending"), ("source", "ascending")])
+    keys = t["key"].to_numpy(zero_copy_only=False)
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    t = t.filter(pa.array(first))
+    order = np.random.default_rng([seed, split_index, shard]).permutation(t.num_rows)
+    t = t.take(pa.array(order, type=pa.int64())).select(PLAN_FIELDS)
+    return t.to_pylist(), int(len(keys) - t.num_rows)
+
+
+def write_final_shard(tar_path: str, index_path: str, split: str, split_index: int, shard: int,
+                      pieces: list[str], seed: int) -> dict:
+    """Gather, order and write one final shard from its pieces; skipped when already written
+    from the same rows. Returns its counts."""
+    rows, repeated = shard_rows(pieces, seed, split_index, shard)
+    result = write_shard(tar_path, index_path, split, rows, plan_digest(split, rows))
+    return {**result, "split": split, "shard": shard, "duplicate_key": repeated}

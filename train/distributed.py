@@ -1,23 +1,19 @@
-"""Process-group context and the Ray Train launcher (TorchTrainer: gloo on CPU, NCCL on GPU).
+"""Process-group context: who this trainer process is (world, rank, device) and DDP wrapping.
 
 The training loop only asks `DistContext.current()` who it is; the same loop runs single-process
-(no process group: world 1) or as one of N Ray Train workers, which Ray starts with
-`torch.distributed` already initialised. The trainer gathers features with gradients (local loss)
-and wraps the model in DDP only when the world is larger than one.
+(no process group: world 1) or as one of N Ray Train workers (`train/ray_launcher.py`), which Ray
+starts with `torch.distributed` already initialised. The trainer gathers features with gradients
+(local loss) and wraps the model in DDP only when the world is larger than one. This module
+imports nothing else of `train/`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
-
-
-SUMMARY_FILE = "stats.json"
 
 
 @dataclass
@@ -76,36 +72,3 @@ def wrap_ddp(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
     # On CPU, device_ids must be None (DDP rejects a CPU device id); frozen towers are unused params.
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return DDP(model, device_ids=ids, find_unused_parameters=False)
-
-
-def _ray_train_worker(config: dict) -> None:
-    """Runs inside every Ray Train worker: the ordinary loop, then the summary to the driver."""
-    import ray.train
-
-    from shards.atomic import write_json_atomic
-    from train.loop import run_training
-    summary = run_training(**config)
-    if ray.train.get_context().get_world_rank() == 0:
-        # The output directory is shared by all ranks anyway (checkpoints): the driver reads it there.
-        write_json_atomic(Path(config["output"]) / SUMMARY_FILE, summary)
-    ray.train.report({"steps": summary["steps"]})
-
-
-def run_with_ray_train(kwargs: dict, *, num_workers: int, use_gpu: bool, cpus_per_worker: int,
-                       storage_path: str, name: str) -> dict:
-    """Launch `run_training(**kwargs)` on `num_workers` Ray Train workers; returns rank 0's summary."""
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
-    trainer = TorchTrainer(
-        _ray_train_worker,
-        train_loop_config=kwargs,
-        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
-                                     resources_per_worker={"CPU": cpus_per_worker}),
-        run_config=RunConfig(storage_path=storage_path, name=name),
-    )
-    result = trainer.fit()
-    if result.error:
-        raise result.error
-    return json.loads((Path(kwargs["output"]) / SUMMARY_FILE).read_text(encoding="utf-8"))

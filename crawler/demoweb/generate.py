@@ -64,8 +64,8 @@ EXPECTED = {
     "opted_out": ("discover", "drop", "opted_out"),
     "tracking_pixel": ("discover", "drop", "declared_too_small"),
     "site_logo": ("discover", "drop", "declared_too_small"),
-    # A 32 px share icon captioned 分享: boilerplate to the text rules, too small to the downloader.
-    "site_icon": ("filter", "drop", "boilerplate"),
+    # A 32 px share icon captioned 分享: page chrome, never paired by discovery.
+    "site_icon": ("discover", "drop", "chrome"),
 }
 # Config share field -> category.
 SHARES = {
@@ -102,6 +102,7 @@ GROUND_TRUTH_SCHEMA = pa.schema([
     ("in_search", pa.bool_()),        # listed by the search endpoint
     ("query", pa.string()),           # the query that lists it (or would, for unlisted pairs)
     ("discoverable", pa.bool_()),     # a polite crawler must find it (robots-allowed, not opted out)
+    ("discoverable_on_page", pa.bool_()),  # ... on its article page too (not only in search results)
     ("expected_stage", pa.string()),  # discover, filter, download, dedup; null: kept unchanged
     ("expected_action", pa.string()), # keep, drop, rewrite
     ("expected_reason", pa.string()),
@@ -113,8 +114,13 @@ NAME_TEMPLATES = ["摄影师{name}拍摄的{cap}", "{cap}，作者{name}", "{nam
 PHONE_TEMPLATES = ["{cap} 联系电话{phone}", "{cap}，咨询{phone}", "{cap} 电话：{phone}"]
 EMAIL_TEMPLATES = ["{cap} 投稿邮箱{email}", "{cap}，联系{email}", "{cap} 邮箱：{email}"]
 SENSITIVE_TEMPLATES = ["{cap} {word}", "{word}：{cap}", "{cap}，{word}请联系"]
-MARKUPS = [("alt", 0.38), ("figure", 0.14), ("lazy", 0.1), ("original", 0.05), ("srcset", 0.1),
-           ("title", 0.06), ("nearby", 0.12), ("og", 0.05)]
+# How article pages caption their images: attributes, figure, lazy loading, and the conventions of
+# Chinese sites (a caption-class line below, a centred line below, text after <br> in the image's own
+# centred paragraph).
+MARKUPS = [("alt", 0.33), ("figure", 0.14), ("lazy", 0.1), ("original", 0.05), ("srcset", 0.1),
+           ("title", 0.06), ("nearby", 0.12), ("below", 0.05), ("br", 0.05)]
+# Article links per list page; the home page links the lists, whose pages link each other.
+ARTICLES_PER_LIST_PAGE = 10
 ROBOTS_TXT = "User-agent: *\nDisallow: /private/\n\nUser-agent: BadBot\nDisallow: /\n"
 _FORMATS = [("JPEG", "jpg", "image/jpeg", 0.8), ("PNG", "png", "image/png", 0.12), ("WEBP", "webp", "image/webp", 0.08)]
 # Photos are a third of the drawings; shapes the rest.
@@ -455,23 +461,23 @@ def _write_site(b: _Builder, pairs: list[dict], pages: list[dict]) -> None:
             b.route(p["image_path"], data=p["data"], ctype=ctype, headers={"X-Robots-Tag": rng.choice(["noai", "noimageai"])})
         else:
             b.route(p["image_path"], data=p["data"], ctype=ctype)
-    # Markup of each pair; the og pair is at most one per page.
+    # Markup of each pair.
     for pg in pages:
-        has_og = False
         for p in pg["pairs"]:
-            m = _pick_markup(rng)
-            if m == "og" and (has_og or p["declared_size"]):
-                m = "alt"
-            has_og = has_og or m == "og"
-            if p["declared_size"]:
+            m = "alt" if p["declared_size"] else _pick_markup(rng)
+            # A srcset's w descriptor declares the size: images meant to fail only when downloaded
+            # are embedded without one.
+            if m == "srcset" and p["category"] in ("too_small", "too_thin"):
                 m = "alt"
             p["markup"] = m
-    # Discoverability and search listing.
+    # Discoverability and search listing. A boilerplate caption ("点击查看大图") on a page is
+    # interface text to discovery; a search engine still lists it, and the text rules drop it.
     for p in pairs:
         on_allowed = not p["page_path"].startswith("/private/") and p["category"] != "opted_out"
         p["discoverable"] = on_allowed and not p["declared_size"]
+        p["discoverable_on_page"] = p["discoverable"] and p["category"] != "boilerplate"
         p["query"] = _query_for(rng, p["drawing"])
-        p["in_search"] = p["discoverable"] and rng.random() < cfg.search_coverage
+        p["in_search"] = p["discoverable"] and (p["category"] == "boilerplate" or rng.random() < cfg.search_coverage)
     for pg in allowed:
         listed = [p for p in pg["pairs"] if p["discoverable"]]
         if listed and not any(p["in_search"] for p in listed):
@@ -515,13 +521,7 @@ def _write_site(b: _Builder, pairs: list[dict], pages: list[dict]) -> None:
                 small = p["drawing"].image.copy()
                 small.thumbnail((160, 160))
                 b.route(_small_path(p), data=C.encode(small), ctype="image/jpeg")
-    home = ["<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>演示图库</title></head><body>",
-            "<h1>演示图库</h1><ul>"]
-    for pg in pages:
-        if not pg["path"].startswith("/private/"):
-            home.append(f"<li><a href=\"{pg['path']}\">图集 {pg['path'][3:8]}</a></li>")
-    home.append("</ul><p><a href=\"/private/index.html\">会员专区</a></p></body></html>")
-    b.route("/", data="".join(home).encode("utf-8"))
+    _list_routes(b, [pg["path"] for pg in pages if not pg["path"].startswith("/private/")])
     b.route("/private/index.html", data="".join(
         ["<html><body>"] + [f"<a href=\"{pg['path']}\">内部</a>" for pg in hidden if pg["kind"] == "private"]
         + ["</body></html>"]).encode("utf-8"))
@@ -529,6 +529,28 @@ def _write_site(b: _Builder, pairs: list[dict], pages: list[dict]) -> None:
     _chrome_routes(b)
     _write_ground_truth(b, pairs, pages)
     write_json_atomic(b.root / ROUTES_FILE, b.routes)
+
+
+def _list_routes(b: _Builder, article_paths: list[str]) -> None:
+    """The home page links the first page of the article list; list pages link each other with a
+    pager (上一页, numbers, 下一页), so most articles sit behind several list pages."""
+    n_pages = max(1, -(-len(article_paths) // ARTICLES_PER_LIST_PAGE))
+    home = ("<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>演示图库</title></head><body>"
+            "<h1>演示图库</h1><p><a href=\"/list/1.html\">全部图集</a></p>"
+            "<p><a href=\"/private/index.html\">会员专区</a></p></body></html>")
+    b.route("/", data=home.encode("utf-8"))
+    for k in range(1, n_pages + 1):
+        chunk = article_paths[(k - 1) * ARTICLES_PER_LIST_PAGE:k * ARTICLES_PER_LIST_PAGE]
+        items = "".join(f"<li><a href=\"{path}\">图集 {path[3:8]}</a></li>" for path in chunk)
+        pager = [f"<a href=\"/list/{k - 1}.html\">上一页</a>"] if k > 1 else []
+        # A window of page numbers around this one, as list pages show.
+        pager += [f"<a href=\"/list/{j}.html\">{j}</a>" if j != k else f"<span>{j}</span>"
+                  for j in range(max(1, k - 2), min(n_pages, k + 2) + 1)]
+        pager += [f"<a href=\"/list/{k + 1}.html\">下一页</a>"] if k < n_pages else []
+        page = (f"<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>图集列表 第{k}页 - 演示图库"
+                f"</title></head><body><div class=\"nav\"><a href=\"/\">首页</a></div><h1>图集列表</h1><ul>{items}</ul>"
+                f"<div class=\"pager\">{' '.join(pager)}</div></body></html>")
+        b.route(f"/list/{k}.html", data=page.encode("utf-8"))
 
 
 def _small_path(p: dict) -> str:
@@ -567,10 +589,7 @@ def _render_page(pg: dict, links: list[str], rng: random.Random) -> str:
         cap = p["caption"]
         m = p["markup"]
         w, h = p["drawing"].image.size if p["category"] in ("too_small", "too_thin") else (None, None)
-        if m == "og":
-            head.append(f"<meta property=\"og:image\" content=\"{p['image_path']}\">")
-            head.append(f"<meta property=\"og:title\" content=\"{_escape_text(cap, rng)}\">")
-        elif m == "alt":
+        if m == "alt":
             size = f" width=\"{w}\" height=\"{h}\"" if p["declared_size"] else ""
             body.append(f"<p><img src=\"{src}\"{size} alt=\"{_escape_text(cap, rng)}\"></p>")
         elif m == "title":
@@ -588,6 +607,11 @@ def _render_page(pg: dict, links: list[str], rng: random.Random) -> str:
                         f"alt=\"{_escape_text(cap, rng)}\">")
         elif m == "nearby":
             body.append(f"<div class=\"pic\"><img src=\"{src}\"></div>\n<p class=\"caption\">{html.escape(cap)}</p>")
+        elif m == "below":
+            body.append(f"<p style=\"text-align: center\"><img src=\"{src}\"></p>\n"
+                        f"<p style=\"text-align: center\">{html.escape(cap)}</p>")
+        elif m == "br":
+            body.append(f"<p align=\"center\"><img src=\"{src}\"><br>{html.escape(cap)}</p>")
     body.append("<div class=\"related\">相关图集：" + " ".join(f"<a href=\"{u}\">阅读更多</a>" for u in links) + "</div>")
     body.append(f"<img src=\"/static/pixel.gif?p={pg['path'][-10:-5]}\" width=\"1\" height=\"1\" alt=\"\">")
     body.append("<a class=\"share\" href=\"/\"><img src=\"/static/share.png\" alt=\"分享\"></a>")
@@ -621,7 +645,8 @@ def _write_ground_truth(b: _Builder, pairs: list[dict], pages: list[dict]) -> No
                      "object": lab["object"], "dup_of": p["dup_of"], "dup_distance": p["dup_distance"],
                      "phash": f"{p['phash']:016x}", "width": w, "height": h, "format": p["fmt"][0],
                      "markup": p["markup"], "declared_size": p["declared_size"], "in_search": p["in_search"],
-                     "query": p["query"], "discoverable": p["discoverable"], "expected_stage": stage,
+                     "query": p["query"], "discoverable": p["discoverable"],
+                     "discoverable_on_page": p["discoverable_on_page"], "expected_stage": stage,
                      "expected_action": action, "expected_reason": reason})
     first_page = next(pg["path"] for pg in pages if pg["kind"] == "allowed")
     chrome = [("tracking_pixel", "/static/pixel.gif", "", 1, 1, "GIF"),
@@ -633,7 +658,7 @@ def _write_ground_truth(b: _Builder, pairs: list[dict], pages: list[dict]) -> No
                      "page_path": first_page, "caption": cap, "kind": "chrome", "shape": None, "colour": None,
                      "count": None, "object": None, "dup_of": None, "dup_distance": None, "phash": None,
                      "width": w, "height": h, "format": fmt, "markup": "alt", "declared_size": cat != "site_icon",
-                     "in_search": False, "query": None, "discoverable": cat == "site_icon",
+                     "in_search": False, "query": None, "discoverable": False, "discoverable_on_page": False,
                      "expected_stage": stage, "expected_action": action, "expected_reason": reason})
     b.rows = rows
     table = pa.Table.from_pylist(rows, schema=GROUND_TRUTH_SCHEMA)

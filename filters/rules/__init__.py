@@ -1,4 +1,6 @@
-"""The text rules, by name. Adding a rule = one module here + its name in `TextRulesConfig.rules`."""
+"""The registry of text rules, by name: the one place that knows every rule and validates the names
+a configuration lists. Adding a rule = one module here + its entry below + its name in
+`TextRulesConfig.rules`. (The config holds names only; it never imports this module.)"""
 
 from __future__ import annotations
 
@@ -19,10 +21,20 @@ RULES: dict[str, type[TextRule]] = {r.name: r for r in (
     Normalize, Convert, Boilerplate, Language, Length, Sensitive, Frequency, Privacy)}
 
 
+def unknown_rules(names) -> list[str]:
+    return [n for n in names if n not in RULES]
+
+
+def problems(cfg: TextRulesConfig) -> list[str]:
+    """What makes this text configuration unusable, in words: unknown rule names, missing lists."""
+    out = [f"unknown text rule {r!r} (known: {', '.join(RULES)})" for r in unknown_rules(cfg.rules)]
+    return out + cfg.problems()
+
+
 def build_rules(cfg: TextRulesConfig, *, frequent: Collection[int] | None = None,
                 jieba_cache_dir: str = "") -> list[TextRule]:
     """The configured chain. Word lists are normalised like captions (NFKC, t2s) so they match."""
-    unknown = [n for n in cfg.rules if n not in RULES]
+    unknown = unknown_rules(cfg.rules)
     if unknown:
         raise ValueError(f"unknown text rule {unknown[0]!r} (known: {', '.join(RULES)})")
     normalize, convert = Normalize(cfg), Convert(cfg)

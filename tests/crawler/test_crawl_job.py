@@ -13,6 +13,7 @@ from crawler.discover import CANDIDATE_SCHEMA, CANDIDATES_FILE, STATS_FILE
 from pipelines.cli import main
 from pipelines.config import load_config
 from pipelines.crawl_job import merge_candidates, plan_partitions, run_crawl
+from shards.parts import open_parts
 
 
 def test_plan_partitions_spreads_queries_and_keeps_hosts_together():
@@ -83,12 +84,15 @@ def test_demo_crawl_end_to_end_and_rerun(ray_local, tmp_path):
     assert gt[gt.discoverable].url.isin(set(cand.url)).mean() >= 0.99
     assert not gt[~gt.discoverable].url.isin(set(cand.url)).any()
     # Text rules ran before the download: captions the filter drops were never fetched.
-    rejected = pq.read_table(out / "candidates_filtered" / "rejected.parquet").to_pandas()
+    rejected = pq.ParquetDataset(open_parts(out / "candidates_filtered", "rejected").paths()).read().to_pandas()
     by_cat = gt.set_index("url").category
     assert set(by_cat[rejected.url]) >= {"english", "japanese", "korean", "boilerplate", "sensitive"}
     raw = pq.ParquetDataset(sorted(str(p) for p in (out / "raw").glob("0*.parquet"))).read().to_pandas()
     assert not set(rejected.url) & set(raw.url)
     ok = raw[raw.status == "success"]
+    # Where each caption came from travels with the pair into the raw shards.
+    assert ok.caption_source.isin({"figcaption", "caption_class", "br_text", "below", "alt", "title",
+                                   "search_result"}).all()
     assert set(by_cat[ok.url]) <= {"good", "slow", "mixed", "traditional", "person_name", "phone", "email",
                                    "exact_dup_of", "near_dup_of"}
     good = gt[gt.category.isin(["good", "slow"]) & gt.discoverable]

@@ -163,6 +163,37 @@ def test_grayscale_and_other_formats_become_rgb():
         assert np.abs(_decode(out.jpeg) - np.asarray(im.convert("RGB")).astype(np.int32)).mean() < tolerance, fmt
 
 
+def test_icons_and_other_web_formats_decode_instead_of_not_image():
+    """Favicons (ICO), AVIF, JPEG 2000 and QOI: formats browsers show and Pillow decodes safely."""
+    src = images.photo(300, 280, seed=9)
+    bodies = {"ICO": images.encode(src, "ICO", sizes=[(256, 256)]), "AVIF": images.encode(src, "AVIF", quality=90),
+              "JPEG2000": images.encode(src, "JPEG2000"), "QOI": images.encode(src, "QOI")}
+    for fmt, data in bodies.items():
+        assert sniff_format(data) == fmt
+        out = ImageProcessor(resize_mode="no").process(data)
+        assert out.format == fmt
+        decoded = _decode(out.jpeg)
+        expected = np.asarray(src.resize((out.width, out.height)).convert("RGB")).astype(np.int32)
+        assert decoded.shape == expected.shape, fmt
+        assert np.abs(decoded - expected).mean() < 12, fmt
+    # An icon is still subject to the size rules, decided on its header.
+    rules = ImageRulesConfig()
+    small_icon = images.encode(src, "ICO", sizes=[(32, 32)])
+    assert _error(ImageProcessor(size_check=lambda w, h: check_image_size(w, h, rules)), small_icon) == "too_small"
+
+
+def test_formats_that_run_programs_or_are_not_pictures_stay_refused():
+    proc = ImageProcessor()
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 300 300\nshowpage\n"
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    psd = b"8BPS\x00\x01" + bytes(64)
+    for body in (eps, heic, psd):
+        assert sniff_format(body) is None
+        assert _error(proc, body) == imaging.NOT_IMAGE
+    # AVIF named only among the compatible brands is still AVIF.
+    assert sniff_format(b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1avifmiaf") == "AVIF"
+
+
 def test_each_bad_body_gets_its_own_code():
     proc = ImageProcessor()
     good = images.jpeg(800, 600, seed=8)

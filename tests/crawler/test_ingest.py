@@ -93,8 +93,10 @@ def test_one_partition_to_one_shard(tmp_path, server):
     cfg = _dl(rows_per_shard=1000)
     part, = plan_partitions([scan_file(tmp_path / "wukong_100m_0.csv", cfg)], cfg.rows_per_shard)
     reports = []
-    stats = ingest_partition(part, tmp_path / "out", cfg, progress=lambda d, o: reports.append((d, o)))
-    assert sum(d for d, _ in reports) == 130
+    stats = ingest_partition(part, tmp_path / "out", cfg, progress=reports.append)
+    assert sum(r.rows for r in reports) == 130 and sum(r.successes for r in reports) == 104
+    assert sum(r.bytes for r in reports) == stats["bytes_downloaded"] > 0
+    assert sum((r.errors for r in reports), Counter()) == Counter(stats["by_error"])
     _check_exactly_once(tmp_path / "out", expected, server.good)
     index = pq.read_table(tmp_path / "out" / "00000.parquet").to_pylist()
     assert [r["key"] for r in index] == [make_key(0, i) for i in range(130)]
@@ -110,12 +112,33 @@ def test_one_partition_to_one_shard(tmp_path, server):
     assert (rotated["original_width"], rotated["original_height"]) == (h, w)
 
 
+def test_hostile_rows_keep_what_they_have_in_the_index(tmp_path, server):
+    """An ICO image is a sample; a CSV row without its caption field is indexed with its URL and raw
+    line, never fetched; both among good rows that are unaffected."""
+    from tests.crawler import images
+    server.add("icon.ico", images.encode(images.photo(300, 300, seed=3), "ICO", sizes=[(256, 256)]),
+               "image/x-icon")
+    good, icon, bare = (server.url("/img/good0.jpg?h=0"), server.url("/img/icon.ico?h=1"),
+                        server.url("/img/good1.jpg?h=2"))
+    (tmp_path / "h.csv").write_text(f"url,caption\n{good},好\n{icon},图标\n{bare}\n", encoding="utf-8")
+    cfg = _dl()
+    part, = plan_partitions([scan_file(tmp_path / "h.csv", cfg)], cfg.rows_per_shard)
+    before = len(server.requests)
+    stats = ingest_partition(part, tmp_path / "out", cfg)
+    rows = {r["url"]: r for r in pq.read_table(tmp_path / "out" / "00000.parquet").to_pylist()}
+    assert stats["by_status"] == {"success": 2, "failed": 1}
+    assert rows[icon]["status"] == "success" and rows[icon]["format"] == "ICO"
+    assert rows[bare]["status"] == "failed" and rows[bare]["error"] == "malformed_row"
+    assert bare in rows[bare]["error_message"] and rows[bare]["source_row"] == 2
+    assert not any("h=2" in path for path in server.requests[before:]), "a malformed row is not fetched"
+
+
 def test_failing_progress_reports_cost_no_sample(tmp_path, server):
     expected = corpus.write_wukong_csv(tmp_path / "w.csv", server, rows=40, bad_every=4, tag="&p=1")
     cfg = _dl(progress_interval=0.0, inline_decode_max_bytes=0)  # every body through the thread pool
     part, = plan_partitions([scan_file(tmp_path / "w.csv", cfg)], cfg.rows_per_shard)
 
-    def broken(done: int, ok: int) -> None:
+    def broken(delta) -> None:
         raise ValueError("metrics backend down")
 
     stats = ingest_partition(part, tmp_path / "out", cfg, progress=broken)
@@ -235,32 +258,21 @@ def short_tmp():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _kill_session(marker: Path) -> None:
-    """SIGKILL every process whose command line or environment names this run's Ray temp dir: the
-    processes this test started (Ray workers sit in process groups of their own and rename themselves)."""
-    needle = str(marker).encode()
-    for _ in range(3):
-        pids = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) != os.getpid():
-                try:
-                    with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                        found = needle in fh.read()
-                    if not found:
-                        with open(f"/proc/{entry}/environ", "rb") as fh:
-                            found = needle in fh.read()
-                except OSError:
-                    continue
-                if found:
-                    pids.append(int(entry))
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if not pids:
-            return
-        time.sleep(0.5)
+def _crash(pid: int) -> None:
+    """SIGKILL a driver and every process under it (the Ray it started, whose workers sit in process
+    groups of their own): found through the process tree, frozen first so none spawns meanwhile."""
+    from pipelines import processes
+    tree = processes.with_descendants([processes.record(pid, "driver")])
+    for rec in tree:
+        if (proc := processes.live(rec)) is not None:
+            proc.send_signal(signal.SIGSTOP)
+    tree = processes.with_descendants(tree)
+    for rec in tree:
+        if (proc := processes.live(rec)) is not None:
+            proc.send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(processes.live(r) for r in tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -272,7 +284,7 @@ def test_cli_killed_midway_then_rerun_is_exactly_once(tmp_path, server, short_tm
             "--set", "ray.num_cpus=2", "--set", "download.rows_per_shard=100", "--set", "download.concurrency=8",
             "--set", "download.total_timeout=4", "--set", "download.read_timeout=2", "--set", "download.retries=1",
             "--set", "download.backoff_base=0.05", "--set", "download.max_bytes=2000000"]
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", WUKONG_TEST_RUN=str(short_tmp))
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen([sys.executable, "-m", "pipelines", "download", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "killed.log", "w"), start_new_session=True)
@@ -281,9 +293,8 @@ def test_cli_killed_midway_then_rerun_is_exactly_once(tmp_path, server, short_tm
         while time.monotonic() < deadline and len(list(out.glob("*.parquet"))) < 2 and proc.poll() is None:
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started: a crash, mid-run
+        _crash(proc.pid)  # the driver and the Ray it started, mid-run
         proc.wait()
-        _kill_session(short_tmp)  # Ray workers run in process groups of their own
     # Nothing may complete after the crash: the count is stable.
     done_at_kill = len(list(out.glob("[0-9]*.parquet")))
     time.sleep(2)

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawler.config import DownloadConfig
-from crawler.sources import (MALFORMED_ROW, MISSING_URL, SourceError, make_key, plan_partitions,
+from crawler.sources import (MALFORMED_ROW, MISSING_URL, RAW_TEXT_MAX_CHARS, SourceError, make_key, plan_partitions,
                              read_partition, scan_file)
 
 CAPTIONS = ["一只猫坐在窗台上", "逗号, 和 \"引号\"", "多行\n说明", "", "高清壁纸 风景 4k", "tab\there"]
@@ -99,6 +99,33 @@ def test_malformed_rows_are_counted_not_fatal(tmp_path):
     got, _ = _read_all([j], DownloadConfig(rows_per_shard=3))
     assert [(r.row, r.error) for _, r in got] == [(0, None), (1, MALFORMED_ROW), (2, MALFORMED_ROW), (3, None)]
     assert got[3][1].caption is None
+    assert "raw: '{not json'" in got[1][1].message and "raw: '[1, 2]'" in got[2][1].message
+
+
+def test_malformed_rows_keep_the_fields_they_have_and_their_raw_text(tmp_path):
+    """A row without its caption field, one with a field too many, one the csv module cannot parse:
+    each keeps the URL (and caption) it holds and quotes its raw line, so the user can find it."""
+    p = tmp_path / "hostile.csv"
+    p.write_text('url,caption,source\n'
+                 'http://a.example/0.jpg,good,s0\n'
+                 'http://a.example/1.jpg\n'
+                 'http://a.example/2.jpg,逗号,未加引号,s2\n'
+                 'http://a.example/3.jpg,"unterminated\n', encoding="utf-8")
+    cfg = DownloadConfig(rows_per_shard=2, save_additional_columns=["source"])
+    got = [r for _, r in _read_all([p], cfg)[0]]
+    assert [(r.row, r.error) for r in got] == [(0, None), (1, MALFORMED_ROW), (2, MALFORMED_ROW), (3, MALFORMED_ROW)]
+    assert (got[1].url, got[1].caption, got[1].extra) == ("http://a.example/1.jpg", None, {"source": None})
+    assert "1 fields, header has 3" in got[1].message and "raw: 'http://a.example/1.jpg'" in got[1].message
+    assert (got[2].url, got[2].caption, got[2].extra) == ("http://a.example/2.jpg", "逗号", {"source": "未加引号"})
+    assert "raw: 'http://a.example/2.jpg,逗号,未加引号,s2'" in got[2].message
+    # An unterminated quote swallows the rest of the file into one field: still one row, URL kept.
+    assert got[3].url == "http://a.example/3.jpg" and "unterminated" in got[3].message
+    # Quoting is bounded: a huge malformed line does not become a huge message.
+    big = tmp_path / "big.jsonl"
+    big.write_text('{"url": "http://a.example/0.jpg", "caption": "ok"}\n'
+                   '{"url": "http://a.example/1.jpg", "caption": "' + "长" * 50_000 + '"\n', encoding="utf-8")
+    (_, row) = [r for _, r in _read_all([big], DownloadConfig())[0]]
+    assert row.error == MALFORMED_ROW and len(row.message) < RAW_TEXT_MAX_CHARS + 400
 
 
 def test_invalid_utf8_is_replaced_not_fatal(tmp_path):

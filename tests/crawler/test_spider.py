@@ -21,7 +21,7 @@ from aiohttp import web
 from crawler.config import CrawlConfig, DemoWebConfig
 from crawler.demoweb.generate import GROUND_TRUTH_FILE, QUERIES_FILE, SEARCH_INDEX_FILE, generate_demo_web
 from crawler.demoweb.server import API_SEARCH_PATH, DemoWebServer
-from crawler.discover import CANDIDATES_FILE, JOURNAL_FILE, SPEC_FILE, run_partition_subprocess
+from crawler.discover import CANDIDATES_FILE, JOURNAL_FILE, SPEC_FILE, candidates_from_journal, run_partition_subprocess
 from crawler.extract import ExtractRules
 from crawler.queries import read_queries
 from crawler.spider import CrawlJournal, PartitionSpec, request_key
@@ -108,11 +108,16 @@ def test_interrupted_crawl_resumes_without_duplicates(demo_server, tmp_path):
     assert max(keys.values()) == 1 and sum(keys.values()) > done_before
 
 
-def test_start_url_crawl_follows_links_politely(demo_server, tmp_path):
-    stats = run_partition_subprocess(make_spec(demo_server, tmp_path / "p", queries=False, depth_limit=2))
+def test_start_url_crawl_reaches_articles_behind_a_paginated_list_with_the_default_depth(demo_server, tmp_path):
+    # Home -> list page 1 -> list pages 2..N (pagination: no depth spent) -> articles (depth 2).
+    stats = run_partition_subprocess(make_spec(demo_server, tmp_path / "p", queries=False))
+    assert CrawlConfig().depth_limit == 2
     gt, cand = truth(demo_server), candidates(tmp_path / "p")
-    assert gt[gt.discoverable].url.isin(set(cand.url)).all()
-    assert not gt[~gt.discoverable].url.isin(set(cand.url)).any()
+    assert gt[gt.discoverable_on_page].url.isin(set(cand.url)).all()
+    assert not gt[~gt.discoverable_on_page].url.isin(set(cand.url)).any()
+    journal = [json.loads(line) for line in (tmp_path / "p" / JOURNAL_FILE).read_text(encoding="utf-8").splitlines()]
+    lists = [r for r in journal if "/list/" in r["url"]]
+    assert len(lists) >= 3  # the list really is paginated, and every page of it was read
     assert cand["rank"].isna().all() and cand["query"].isna().all()
     assert stats["counts"]["pages_robots_disallowed"] >= 1 and stats["counts"].get("search_pages", 0) == 0
 
@@ -126,7 +131,7 @@ def test_json_search_api_with_result_cap(demo_server, tmp_path):
     expected = {demo_server.origin + e["image_path"] for entries in index.values() for e in entries[:cap]}
     assert set(cand.url) == expected
     assert cand["rank"].max() <= cap and cand.groupby("query").size().max() <= cap
-    assert (cand.source == "result").all()
+    assert (cand.caption_source == "search_result").all()
 
 
 def test_address_guard_refuses_loopback_unless_allowed(demo_server, tmp_path):
@@ -220,3 +225,37 @@ def test_journal_ignores_a_torn_tail_and_rebuilds_the_frontier(tmp_path):
     pending = j.load(seeds)
     assert [p["url"] for p in pending] == ["http://a.example/p1", "http://a.example/p2"]
     assert j.pages_fetched == 1 and path.read_bytes().endswith(b"\n")
+
+
+def test_candidates_of_an_earlier_journal_keep_their_caption_source(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    pair = {"caption": "雪后的长城", "alt": "", "title": "", "page_url": "http://a.example/p", "query": None,
+            "rank": None, "discovered_at": 1.7e9}
+    old = {"key": "page http://a.example/p", "done": True, "pairs": [
+        {**pair, "url": "http://a.example/1.jpg", "source": "result"},
+        {**pair, "url": "http://a.example/2.jpg", "source": "nearby"}]}
+    new = {"key": "page http://a.example/q", "done": True, "pairs": [
+        {**pair, "url": "http://a.example/3.jpg", "caption_source": "br_text"}]}
+    path.write_text(json.dumps(old) + "\n" + json.dumps(new) + "\n", encoding="utf-8")
+    table, dup = candidates_from_journal(path)
+    assert table.column("caption_source").to_pylist() == ["search_result", "below", "br_text"] and dup == 0
+
+
+def test_a_page_met_again_nearer_to_a_seed_takes_the_smaller_depth(tmp_path):
+    from crawler.spider import DiscoverySpider
+
+    spec = PartitionSpec(partition=0, workdir=str(tmp_path), start_urls=["http://a.example/"],
+                         allowed_domains=["a.example"], crawl=dataclasses.asdict(CrawlConfig()), rules=RULES)
+    spider = DiscoverySpider(spec=spec)
+    x = {"kind": "page", "url": "http://a.example/x.html", "query": None}
+    # First met at the depth limit (2) as an article's link: requested once, shallower first.
+    assert spider._new_requests([{**x, "depth": 2}]) == [{**x, "depth": 2}]
+    assert spider._request({**x, "depth": 2}).priority == -2
+    assert spider._new_requests([{**x, "depth": 2}, {**x, "depth": 3}]) == []
+    # Met again as a search result, one hop deep, while pending: no second request, but its
+    # response is parsed at depth 1, so its links are followed.
+    assert spider._new_requests([{**x, "depth": 1}]) == []
+    assert spider._depth({**x, "depth": 2}) == 1
+    # Pages finished by an earlier run are never fetched again.
+    spider.journal.done.add(request_key("page", "http://a.example/z.html"))
+    assert spider._new_requests([{**x, "url": "http://a.example/z.html", "depth": 0}]) == []

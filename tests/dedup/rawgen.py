@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import imagehash
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import skimage.data
@@ -175,4 +176,122 @@ def cluster_pairs(cluster_of: dict[str, int]) -> set[tuple[str, str]]:
     for keys in groups.values():
         keys = sorted(keys)
         out.update((a, b) for i, a in enumerate(keys) for b in keys[i + 1:])
+    return out
+
+
+# --- Synthetic raw indexes (metadata only) for the distributed dedup tests and measurements -------
+
+SYNTH_KINDS = ("base", "failed", "url_dup", "pair_dup", "sha_dup", "same_phash", "near", "far",
+               "null_phash", "empty_sha")
+# Share of each kind among rows (the rest are base rows); duplicates copy a base row (round 1) or
+# a round-1 duplicate (round 2), so clusters chain exact and near relations.
+SYNTH_SHARES = {"failed": 0.02, "url_dup": 0.02, "pair_dup": 0.02, "sha_dup": 0.02, "same_phash": 0.01,
+                "near": 0.03, "far": 0.01, "null_phash": 0.01, "empty_sha": 0.005}
+_WORDS = ["猫", "狗", "风景", "城市", "夜景", "美食", "花", "山", "海", "天空", "汽车", "建筑", "人物", "街道",
+          "高清", "壁纸", "摄影", "春天", "秋天", "雪"]
+
+
+def _flip_bits(rng, h: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """`h` with lo..hi distinct random bits flipped in each value."""
+    out = h.copy()
+    for i in range(out.size):
+        bits = rng.choice(64, size=int(rng.integers(lo, hi + 1)), replace=False)
+        out[i] ^= np.uint64(sum(1 << int(b) for b in bits))
+    return out
+
+
+def synthetic_rows(n: int, seed: int = 0, radius: int = 4, file_index: int = 0) -> pa.Table:
+    """`n` raw-index rows (RAW_INDEX_SCHEMA) with planted exact and near duplicates of every kind."""
+    rng = np.random.default_rng(seed)
+    kinds = np.zeros(n, dtype=np.int8)
+    draw = rng.random(n)
+    edge = 0.0
+    for k, share in SYNTH_SHARES.items():
+        kinds[(draw >= edge) & (draw < edge + share)] = SYNTH_KINDS.index(k)
+        edge += share
+    kinds[0] = 0
+    phash = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    sha = rng.integers(0, 2**64, size=(n, 2), dtype=np.uint64)
+    cap_id = rng.integers(0, 1 << 40, size=n)
+    url_id = np.arange(n, dtype=np.int64)
+    url_style = np.zeros(n, dtype=np.int8)
+    ow = rng.integers(100, 2000, size=n)
+    oh = rng.integers(100, 2000, size=n)
+    has_phash = np.ones(n, dtype=bool)
+    empty_sha = np.zeros(n, dtype=bool)
+    dup = np.flatnonzero(kinds > 1)
+    # Round 1 copies from base rows, round 2 (every other duplicate) from round-1 duplicates.
+    sources = np.flatnonzero(kinds == 0)
+    rounds = [dup[::2], dup[1::2]]
+    for r, rows in enumerate(rounds):
+        pool = sources if r == 0 else np.sort(rounds[0])
+        k = np.searchsorted(pool, rows)  # pool members before each row
+        ok = k > 0
+        rows, k = rows[ok], k[ok]
+        src = pool[(rng.random(rows.size) * k).astype(np.int64)]
+        for name in SYNTH_KINDS[2:]:
+            sel = kinds[rows] == SYNTH_KINDS.index(name)
+            i, j = rows[sel], src[sel]
+            if name == "url_dup":
+                url_id[i], url_style[i] = url_id[j], rng.integers(1, 4, size=i.size)
+            elif name in ("pair_dup", "sha_dup"):
+                sha[i], phash[i], has_phash[i] = sha[j], phash[j], has_phash[j]
+                if name == "pair_dup":
+                    cap_id[i] = cap_id[j]
+            elif name == "same_phash":
+                phash[i], has_phash[i] = phash[j], has_phash[j]
+            elif name == "near":
+                phash[i] = _flip_bits(rng, phash[j], 1, radius)
+            elif name == "far":
+                phash[i] = _flip_bits(rng, phash[j], radius + 1, radius + 3)
+            elif name == "null_phash":
+                has_phash[i] = False
+                half = rng.random(i.size) < 0.5
+                sha[i[half]] = sha[j[half]]
+            elif name == "empty_sha":
+                empty_sha[i] = True
+                phash[i] = phash[j]
+    failed = kinds == SYNTH_KINDS.index("failed")
+    hosts = url_id % 97
+
+    def url(i: int) -> str:
+        base = f"img{hosts[i]}.example.test/{file_index}/p/{url_id[i]}.jpg"
+        return (f"http://{base}", f"https://{base.upper().split('/', 1)[0]}/{base.split('/', 1)[1]}",
+                f"http://{base}?utm_source=feed", f"HTTP://{base}#top")[url_style[i]]
+
+    ok = ~failed
+    cols = {
+        "key": [f"{file_index:03d}{i:09d}" for i in range(n)],
+        "url": [url(i) for i in range(n)],
+        "caption": [f"{_WORDS[c % len(_WORDS)]}{_WORDS[(c >> 5) % len(_WORDS)]} 第{c % 100003}张" * (1 + int(c % 3))
+                    for c in cap_id.tolist()],
+        "status": np.where(failed, "failed", "success").tolist(),
+        "error": np.where(failed, "http_404", None).tolist(),
+        "width": pa.array(np.minimum(ow, 224), mask=failed, type=pa.int32()),
+        "height": pa.array(np.minimum(oh, 224), mask=failed, type=pa.int32()),
+        "original_width": pa.array(ow, mask=failed, type=pa.int32()),
+        "original_height": pa.array(oh, mask=failed, type=pa.int32()),
+        "phash": pa.array(phash, mask=failed | ~has_phash, type=pa.uint64()),
+        "sha256": [None if failed[i] else ("" if empty_sha[i] else f"{sha[i, 0]:016x}{sha[i, 1]:016x}" * 2)
+                   for i in range(n)],
+        "bytes": pa.array(ow * 10, mask=failed, type=pa.int64()),
+        "format": pa.array(np.where(ok, "JPEG", None).tolist(), type=pa.string()),
+        "source_file": ["input.parquet"] * n,
+        "source_row": np.arange(n, dtype=np.int64),
+    }
+    cols["error_message"] = cols["error"]
+    return pa.Table.from_pydict({f.name: cols[f.name] for f in RAW_INDEX_SCHEMA}, schema=RAW_INDEX_SCHEMA)
+
+
+def write_synthetic_indexes(directory: str | Path, table: pa.Table, shards: int) -> list[Path]:
+    """`table` split into `shards` contiguous raw indexes `{shard:05d}.parquet` (no tars: dedup
+    reads only the indexes)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cuts = np.linspace(0, table.num_rows, shards + 1).astype(int)
+    out = []
+    for s in range(shards):
+        path = directory / f"{s:05d}.parquet"
+        pq.write_table(table.slice(cuts[s], cuts[s + 1] - cuts[s]), path)
+        out.append(path)
     return out

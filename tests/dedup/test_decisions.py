@@ -81,3 +81,31 @@ def test_exact_relations_can_be_switched_off():
     assert d["keep"].all()
     d, _ = decide(frame(rows), DedupConfig())
     assert d["keep"].tolist() == [True, False]
+
+
+def test_normalize_urls_column_equals_row_by_row():
+    """The vectorised plain-URL path gives exactly `normalize_url`'s result, on tricky inputs and on
+    random combinations of schemes, hosts, ports, paths, queries and fragments."""
+    import random
+
+    from dedup.exact import normalize_urls
+
+    drop = DedupConfig().url_drop_params
+    fixed = ["http://Img.EX.com:080/a/b.jpg#x", "HTTPS://h.test/", "http://h.test", "http://h.test.",
+             "http://./x", "http://h.test:99999/x", "http://h.test:/x", "http://h.test:443/x",
+             "https://h.test:80/x", "https://h.test:443", "ftp://h.test/x", "http://user@h.test/x",
+             "http://[::1]/x", "http://h.test/a b", " http://h.test/x ", "http://h.test/x\t", "http://h.test/图.jpg",
+             "http://h.test/%E5%9B%BE.jpg", "http://h.test/x?b=2&a=1&utm_source=q", "http://h.test/x?", "http://h.test#",
+             "http://h.test/x#frag?y=1", "http:/h.test/x", "http//h.test", "", None, "not a url", "http://h_t.test/x",
+             "http://h.test:0/x", "http://h.test:00080/x", "http://h.test/x/../y", "HTTP://H.TEST:8080"]
+    rng = random.Random(5)
+    pieces = {"scheme": ["http", "https", "HTTP", "Https", "ftp", "hTtP"],
+              "host": ["h.test", "IMG.Example.COM", "a-b.c.d.", "x", "", "h.test..", "1.2.3.4"],
+              "port": ["", ":", ":80", ":443", ":8080", ":0", ":65535", ":65536", ":08080", ":x"],
+              "path": ["", "/", "/a/b.jpg", "/A/B", "/a;b=c", "/~u/$x", "/a'b", "/a\"b", "/a%20b", "/a b", "/é"],
+              "query": ["", "?", "?a=1", "?utm_source=x&b=2", "?a"],
+              "frag": ["", "#", "#f", "#f?x=1", "#a b"]}
+    rand = ["{scheme}://{host}{port}{path}{query}{frag}".format(**{k: rng.choice(v) for k, v in pieces.items()})
+            for _ in range(3000)]
+    urls = fixed + rand
+    assert normalize_urls(urls, drop).to_pylist() == [normalize_url(u, drop) for u in urls]

@@ -12,6 +12,11 @@ from pipelines.cli import main
 from pipelines.config import WukongConfig
 from pipelines.dedup_job import run_dedup
 from rawgen import TRANSFORMS, build_corpus, write_raw_shards
+from shards.parts import open_parts
+
+
+def read_decisions(out):
+    return pa.concat_tables([pq.read_table(p) for p in open_parts(out, "decisions").paths()]).to_pandas()
 
 ROBUST = {t: TRANSFORMS[t] for t in ("jpeg90", "jpeg40", "resize50", "bright-10", "crop2")}
 
@@ -27,8 +32,11 @@ def raw(tmp_path_factory):
 
 def test_run_dedup_one_survivor_per_picture(ray_local, raw, tmp_path):
     d, samples = raw
+    (tmp_path / "dedup").mkdir()
+    (tmp_path / "dedup" / "decisions.parquet").write_bytes(b"an earlier version's output")
     stats = run_dedup([d], tmp_path / "dedup", WukongConfig())
-    decisions = pq.read_table(tmp_path / "dedup" / "decisions.parquet").to_pandas()
+    assert not (tmp_path / "dedup" / "decisions.parquet").exists()  # stale: removed on publishing
+    decisions = read_decisions(tmp_path / "dedup")
     failed = len(samples) // 17
     assert stats["examined"] == len(samples) - failed == len(decisions)
     assert list(stats["input"]["unreadable_index_files"]) == [str(d / "00099.parquet")]
@@ -54,7 +62,7 @@ def test_run_dedup_restricted_to_filter_kept_keys(ray_local, raw, tmp_path):
     pq.write_table(pa.table({"key": [s.key for s in keep], "caption": ["清洗后 " + s.key for s in keep],
                              "caption_original": [s.caption for s in keep]}), kept)
     stats = run_dedup([d], tmp_path / "dedup", WukongConfig(), kept=kept)
-    decisions = pq.read_table(tmp_path / "dedup" / "decisions.parquet").to_pandas()
+    decisions = read_decisions(tmp_path / "dedup")
     assert set(decisions["key"]) <= {s.key for s in keep}
     assert stats["input"]["not_kept_by_filter"] == stats["input"]["success_rows"] - len(decisions)
     assert decisions["keep"].sum() == 12
@@ -73,3 +81,8 @@ def test_cli_dedup(ray_local, raw, tmp_path, capsys):
     assert "raw shard directory not found" in capsys.readouterr().err
     assert main(["dedup", str(d), "--output", str(tmp_path / "o"), "--set", "dedup.radius=40"]) == 2
     assert main(["dedup", str(d), "--output", str(tmp_path / "o"), "--kept", str(tmp_path / "nope.parquet")]) == 2
+    assert "--kept" in capsys.readouterr().err
+    # An unfinished filter output (kept/ without its manifest) is refused with the reason.
+    (tmp_path / "f" / "kept").mkdir(parents=True)
+    assert main(["dedup", str(d), "--output", str(tmp_path / "o"), "--kept", str(tmp_path / "f")]) == 2
+    assert "did not finish" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The filter job on real Ray: tables and raw shard dirs in, kept/rejected parquet and the funnel out."""
+"""The filter job on real Ray: tables and raw shard dirs in, kept/rejected parts and the funnel out."""
 
 from __future__ import annotations
 
@@ -15,6 +15,13 @@ from PIL import Image
 from pipelines.config import WukongConfig, load_config
 from pipelines.filter_job import run_filter
 from shards.format import RAW_INDEX_SCHEMA
+from shards.parts import open_parts
+
+
+def _rows(out, name: str) -> list[dict]:
+    """Every row of output `name` (kept/rejected), in part order."""
+    paths = open_parts(out, name).paths()
+    return [r for p in paths for r in pq.read_table(p).to_pylist()]
 
 
 def _cfg(tmp_path, *sets) -> WukongConfig:
@@ -62,8 +69,8 @@ def test_image_rules_on_raw_shards_edge_sizes(ray_local, tmp_path):
         (400, 400, "failed", "下载失败的图片", False),
     ])
     stats = run_filter([str(raw)], tmp_path / "out", _cfg(tmp_path), rules="image")
-    kept = pq.read_table(tmp_path / "out" / "kept.parquet").to_pylist()
-    rejected = {r["caption"]: r["reason"] for r in pq.read_table(tmp_path / "out" / "rejected.parquet").to_pylist()}
+    kept = _rows(tmp_path / "out", "kept")
+    rejected = {r["caption"]: r["reason"] for r in _rows(tmp_path / "out", "rejected")}
     assert sorted(r["caption"] for r in kept) == ["三比一的横幅", "刚好够大的图片"]
     assert rejected == {"二百见方的图片": "image_too_small", "超过三比一的横幅": "image_bad_aspect",
                         "超过三比一的竖幅": "image_bad_aspect", "坏掉的图片文件": "image_undecodable"}
@@ -90,8 +97,8 @@ def test_tables_global_frequency_privacy_and_funnel(ray_local, tmp_path):
     out = tmp_path / "out"
     stats = run_filter([str(inp)], out, cfg)
 
-    kept = pq.read_table(out / "kept.parquet").to_pylist()
-    rejected = pq.read_table(out / "rejected.parquet").to_pylist()
+    kept = _rows(out, "kept")
+    rejected = _rows(out, "rejected")
     assert stats["partitions"] >= 5
     by_caption = {}
     for r in rejected:
@@ -105,8 +112,8 @@ def test_tables_global_frequency_privacy_and_funnel(ray_local, tmp_path):
     assert kept_caps == sorted(["联系电话<电话> 二手自行车", "秋天的枫叶", "记者<人名>摄影作品"])
     # Every input column is kept; no name or phone number in any written text.
     assert {"url", "caption", "caption_original", "shop"} <= set(kept[0])
-    for table in ("kept.parquet", "rejected.parquet"):
-        text = json.dumps(pq.read_table(out / table).to_pylist(), ensure_ascii=False)
+    for name in ("kept", "rejected"):
+        text = json.dumps(_rows(out, name), ensure_ascii=False)
         for secret in ("王曉明", "王晓明", "13800138000"):
             assert secret not in text
     assert stats["by_reason"]["too_frequent"] == 11
@@ -130,7 +137,7 @@ def test_rerun_resumes_from_finished_partitions(ray_local, tmp_path):
     # A run that died after its first partition: that part is on disk, the second is not.
     part = plan([str(src)], "caption", 2)[0]
     fp = filter_job._fingerprint(part, cfg.filter, "all")
-    done = filter_job.filter_partition(part, cfg.filter, "all", str(work), fp, str(tmp_path / "jieba"))
+    done, _schema = filter_job.filter_partition(part, cfg.filter, "all", str(work), fp, str(tmp_path / "jieba"))
     assert done["rows"] == 2
     # Mark the finished part so the test can tell it was reused, not recomputed.
     t = pq.read_table(work / f"{fp}.parquet")
@@ -138,7 +145,7 @@ def test_rerun_resumes_from_finished_partitions(ray_local, tmp_path):
     pq.write_table(t, work / f"{fp}.parquet")
     stats = run_filter([str(src)], out, cfg)
     assert stats["kept"] == 4
-    assert sorted(pq.read_table(out / "kept.parquet")["caption"].to_pylist()) == sorted(
+    assert sorted(r["caption"] for r in _rows(out, "kept")) == sorted(
         ["已完成", "已完成", "春天的樱花", "夏天的西瓜"])
     assert not work.exists()
 

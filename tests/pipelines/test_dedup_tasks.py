@@ -19,3 +19,33 @@ def test_table_tasks_cover_every_table_once(cpus):
     for task in tasks:  # one ordering per task: its tables share their first key block
         assert len({tables[i].key_blocks[0] for i in task}) == 1
     assert len(tasks) >= min(cpus, 5)
+
+
+def test_earlier_overlaps_names_the_earlier_raw_indexes_sharing_keys():
+    from pipelines.dedup_job import earlier_overlaps
+
+    stats = [{"partition": p, "path": f"r{p}", "key_min": lo, "key_max": hi}
+             for p, (lo, hi) in enumerate([("000", "099"), ("100", "199"), ("050", "120"), ("200", "299"),
+                                           ("300", "300"), ("300", "399")])]
+    assert earlier_overlaps(stats) == {2: ["r0", "r1"], 5: ["r4"]}
+    assert earlier_overlaps(stats[:2]) == {}
+
+
+def test_resolve_kept_accepts_filter_dir_kept_dir_and_legacy_file(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.dedup_job import resolve_kept
+    from shards.parts import IncompleteOutput, write_manifest, write_part
+
+    t = pa.table({"key": ["000000000001", "000000000002"], "caption": ["a", "b"]})
+    write_manifest(tmp_path / "f" / "kept", [write_part(tmp_path / "f" / "kept", 0, t)])
+    pq.write_table(t, tmp_path / "kept.parquet")
+    for arg in (tmp_path / "f", tmp_path / "f" / "kept", tmp_path / "kept.parquet"):
+        assert resolve_kept(arg).rows == 2
+    assert resolve_kept(tmp_path).meta == {"legacy": True}  # a directory holding kept.parquet
+    (tmp_path / "g" / "kept").mkdir(parents=True)
+    with pytest.raises(IncompleteOutput):
+        resolve_kept(tmp_path / "g")
+    with pytest.raises(FileNotFoundError):
+        resolve_kept(tmp_path / "missing")

@@ -22,7 +22,7 @@ def test_demo_web_to_final_shards(ray_local, tmp_path):
     run_crawl(tmp_path / "crawl", cfg)
     raw = tmp_path / "crawl" / "raw"
     run_filter([raw], tmp_path / "filter", cfg)
-    dstats = run_dedup([raw], tmp_path / "dedup", cfg, kept=tmp_path / "filter" / "kept.parquet")
+    dstats = run_dedup([raw], tmp_path / "dedup", cfg, kept=tmp_path / "filter")
     # The demo web plants byte-identical and near copies: the stage must find some.
     assert dstats["removed"] > 0
     stats = run_shards([raw], tmp_path / "shards", cfg, filter_dir=tmp_path / "filter", dedup_dir=tmp_path / "dedup")

@@ -21,6 +21,7 @@ from pipelines.dedup_job import run_dedup
 from pipelines.shards_job import run_shards
 from rawgen import TRANSFORMS, build_corpus, phash_u64, write_raw_shards
 from shards.format import iter_tar_samples
+from shards.parts import open_parts
 from shards.splits import assign_splits
 from shards.writer import write_shard
 
@@ -75,7 +76,7 @@ def test_final_shards_content_splits_and_report(stages, tmp_path):
     samples, raw, fdir, ddir = stages
     out = tmp_path / "shards"
     stats = run_shards([raw], out, cfg_for(samples_per_shard=4, val_fraction=0.25), filter_dir=fdir, dedup_dir=ddir)
-    decisions = pq.read_table(ddir / "decisions.parquet").to_pandas()
+    decisions = pa.concat_tables([pq.read_table(p) for p in open_parts(ddir, "decisions").paths()]).to_pandas()
     survivors = set(decisions.loc[decisions["keep"], "key"])
     train, val = read_split(out / "train"), read_split(out / "val")
     assert set(train) | set(val) == survivors and not set(train) & set(val)
@@ -194,5 +195,9 @@ def test_cli_shards(stages, tmp_path, capsys):
     with tarfile.open(out / "train" / "000000.tar") as t:
         assert all(m.mtime == 0 for m in t.getmembers())
     assert main(["shards", str(raw), "--output", str(out), "--filter", str(tmp_path)]) == 2
-    assert "no kept.parquet" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no kept/ or kept.parquet" in err and "rerun `wukong filter`" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "dd" / "decisions").mkdir(parents=True)  # parts of a run that did not finish
+    assert main(["shards", str(raw), "--output", str(out), "--dedup", str(tmp_path / "dd")]) == 2
+    assert "has no manifest" in capsys.readouterr().err
     assert main(["shards", str(raw), "--output", str(out), "--samples-per-shard", "0"]) == 2

@@ -1,9 +1,15 @@
 """Two trainer processes through Ray Train's TorchTrainer (gloo on CPU): gathered local loss, DDP,
-one checkpoint, the same steps on both ranks, and a loss equal to the single-process one."""
+one checkpoint, the same steps on both ranks, progress on the Ray metrics endpoint from rank 0,
+and a loss equal to the single-process one."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import time
+import urllib.request
+
 import pytest
 import torch
 
@@ -12,8 +18,29 @@ from pipelines.train_job import run_pretrain
 from train.checkpoint import load_checkpoint
 
 
+_SERIES = re.compile(r'^(ray_wukong_train_\w+)\{([^}]*)\} (\S+)$')
+
+
+def _train_series() -> dict[tuple[str, str], float]:
+    """(metric, WorkerId) -> value of the wukong_train_* series of this run on the node's endpoint."""
+    import ray
+    node = ray._private.worker.global_worker.node
+    url = f"http://{node.node_ip_address}:{node.metrics_export_port}/metrics"
+    job = ray.get_runtime_context().get_job_id()
+    driver = ray.get_runtime_context().get_worker_id()  # this process: single-process runs of other tests
+    found = {}
+    for line in urllib.request.urlopen(url, timeout=10).read().decode().splitlines():
+        m = _SERIES.match(line)
+        if m and f'run_id="{job}"' in m.group(2):
+            worker = re.search(r'WorkerId="([^"]*)"', m.group(2)).group(1)
+            if worker != driver:
+                found[(m.group(1), worker)] = float(m.group(3))
+    return found
+
+
 @pytest.mark.slow
 def test_two_workers_on_ray_train(ray_local, small_shards, tmp_path, tiny_train_cfg):
+    before = _train_series()  # other tests of the session may have reported train metrics too
     overrides = [f"train.{k}={v}" for k, v in tiny_train_cfg.items()] + [
         "train.num_workers=2", "train.steps=3", "train.cpus_per_worker=1", "train.workers=1"]
     cfg = load_config(overrides=overrides)
@@ -23,6 +50,18 @@ def test_two_workers_on_ray_train(ray_local, small_shards, tmp_path, tiny_train_
     assert summary["samples_seen"] == 48 and summary["steps_per_epoch"] == 15
     state = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "latest.pt")
     assert state["position"]["step"] == 3 and all(torch.isfinite(v).all() for v in state["state_dict"].values())
+    # The on_log hook ran inside the rank-0 worker only: one new series of each metric, 3 steps in all.
+    deadline, new = time.time() + 60, {}
+    while time.time() < deadline:  # workers export their metrics every few seconds
+        new = {k: v for k, v in _train_series().items() if k not in before}
+        if any(name == "ray_wukong_train_steps_total" and v >= 3 for (name, _), v in new.items()):
+            break
+        time.sleep(2)
+    steps = {w: v for (name, w), v in new.items() if name == "ray_wukong_train_steps_total"}
+    assert list(steps.values()) == [3.0], new
+    (worker,) = steps
+    assert math.isfinite(new[("ray_wukong_train_loss", worker)]) and new[("ray_wukong_train_loss", worker)] > 0
+    assert new[("ray_wukong_train_samples_per_s", worker)] > 0
 
 
 def test_local_loss_with_gathered_features_equals_the_full_batch_loss():
