@@ -40,3 +40,15 @@ def reference_chain(planted_raw, ray_local, tmp_path_factory):
     assert main(["dedup", str(raw), "--output", str(base / "dedup"), "--kept", kept_arg(base / "filter")]) == 0
     return base / "filter", base / "dedup"
 
+
+
+@pytest.fixture(scope="session")
+def reference_crawl(ray_local, tmp_path_factory):
+    """Output of an uninterrupted `wukong crawl` of the crash tests' demo web (this process's Ray):
+    what a crawl that was killed or lost a node must still deliver."""
+    from pipelines.cli import main
+    from tests.pipelines.rawcheck import CRAWL_ARGS
+
+    out = tmp_path_factory.mktemp("reference-crawl") / "crawl"
+    assert main(["crawl", "--output", str(out), *CRAWL_ARGS]) == 0
+    return out

@@ -16,7 +16,7 @@ import pytest
 
 from bench.chaincheck import check_dedup, check_filter, check_shards
 from shards.parts import open_parts
-from tests.pipelines.rawcheck import check_raw_exactly_once, demo_good_urls, success_urls
+from tests.pipelines.rawcheck import CRAWL_ARGS, check_crawl_delivers
 from tests.pipelines.stagerun import (StageRun, any_file, kept_arg, local_ray_settings, remove, run_stage,
                                       short_temp_dir)
 
@@ -89,12 +89,9 @@ def test_shards_killed_then_rerun(planted_raw, reference_chain, tmp_path, ray_tm
     assert check["samples"] == int(keep.sum()) > 0
 
 
-def test_crawl_killed_then_rerun(tmp_path, ray_tmp):
+def test_crawl_killed_then_rerun(reference_crawl, tmp_path, ray_tmp):
     out = tmp_path / "crawl"
-    args = ["--output", str(out), "--set", "demo_web.pairs=400", "--set", "demo_web.seed=11",
-            "--set", "download.rows_per_shard=40", *local_ray_settings(ray_tmp)]
+    args = ["--output", str(out), *CRAWL_ARGS, *local_ray_settings(ray_tmp)]
     _kill_mid_run("crawl", args, tmp_path, out, any_file(out / "raw", "0*.parquet"), "its first raw shard")
     run_stage("crawl", args, tmp_path, name="crawl-rerun")
-    index = check_raw_exactly_once(out / "raw")
-    good = demo_good_urls(out)
-    assert good and good <= success_urls(index), sorted(good - success_urls(index))[:5]
+    check_crawl_delivers(out, reference_crawl)

@@ -16,7 +16,7 @@ from bench.chaincheck import check_dedup, check_filter, check_shards
 from bench.raycluster import LocalCluster
 from tests.crawler import corpus
 from tests.crawler.servers import LoopbackServer
-from tests.pipelines.rawcheck import check_raw_exactly_once, csv_urls, demo_good_urls, success_urls
+from tests.pipelines.rawcheck import CRAWL_ARGS, check_crawl_delivers, check_raw_exactly_once, csv_urls, success_urls
 from tests.pipelines.stagerun import StageRun, any_file, kept_arg, stage_env
 
 pytestmark = pytest.mark.slow
@@ -103,11 +103,8 @@ def test_download_survives_node_loss(cluster, worker, tmp_path):
     assert all(errors[u] == e for u, e in expected.items() if e is not None)
 
 
-def test_crawl_survives_node_loss(cluster, worker, tmp_path):
+def test_crawl_survives_node_loss(reference_crawl, cluster, worker, tmp_path):
     out = tmp_path / "crawl"
-    args = ["--output", str(out), "--set", "demo_web.pairs=400", "--set", "demo_web.seed=13",
-            "--set", "download.rows_per_shard=40"]
-    _lose_worker_mid_stage("crawl", args, cluster, worker, tmp_path, out / "stats.json")
-    index = check_raw_exactly_once(out / "raw")
-    good = demo_good_urls(out)
-    assert good and good <= success_urls(index), sorted(good - success_urls(index))[:5]
+    _lose_worker_mid_stage("crawl", ["--output", str(out), *CRAWL_ARGS], cluster, worker, tmp_path,
+                           out / "stats.json")
+    check_crawl_delivers(out, reference_crawl)
