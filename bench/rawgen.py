@@ -67,6 +67,10 @@ ERRORS = [("http_404", "404 Not Found"), ("timeout", "read timed out after 10 s"
 ENGLISH = ("a photo of the red car on a sunny beach with blue sky and green trees near old house "
            "city night lights mountain lake river dog cat bird flower garden street food coffee "
            "wallpaper hd free download best new cute small big happy family travel").split()
+# Generic web words (some are boilerplate words of the filter): a caption of only these is rejected as
+# boilerplate before its language is judged, so a non-Chinese caption starts with another word.
+ENGLISH_GENERIC = frozenset("a the of on with and near photo wallpaper hd free download best new".split())
+ENGLISH_CONTENT = [w for w in ENGLISH if w not in ENGLISH_GENERIC]
 _HAN = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
 
 
@@ -191,6 +195,13 @@ def _caption(words: list[str], rng: np.random.Generator) -> str:
     return "".join(words[i] for i in rng.integers(0, len(words), k))
 
 
+def english_caption(rng: np.random.Generator) -> str:
+    """3-8 English words, the first a content word (never a caption of web boilerplate only)."""
+    k = int(rng.integers(3, 9))
+    first = ENGLISH_CONTENT[int(rng.integers(0, len(ENGLISH_CONTENT)))]
+    return " ".join([first] + [ENGLISH[j] for j in rng.integers(0, len(ENGLISH), k - 1)])
+
+
 def _sizes(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Original sizes that pass the image rules (both sides > 200, aspect within 3)."""
     w = rng.integers(201, 1601, n)
@@ -232,7 +243,7 @@ def shard_rows(shard: int, start: int, role: np.ndarray, group: np.ndarray, rank
         elif r == BOILERPLATE:
             caption[i] = boiler[int(rng.integers(0, len(boiler)))]
         elif r == NOT_CHINESE:
-            caption[i] = " ".join(ENGLISH[j] for j in rng.integers(0, len(ENGLISH), int(rng.integers(3, 9))))
+            caption[i] = english_caption(rng)
         else:
             g, k = int(group[i]), int(rank[i])
             grng = _group_rng(seed, r, g)

@@ -22,7 +22,9 @@ from bench.chaincheck import check_chain
 from bench.proctree import _stat_fields, descendants, kill_tree
 from dedup.config import DedupConfig
 from dedup.exact import normalize_url
-from filters.config import ImageRulesConfig
+from filters import reasons
+from filters.chain import filter_captions
+from filters.config import ImageRulesConfig, TextRulesConfig
 from filters.image_rules import check_image_size
 from shards.format import RAW_INDEX_SCHEMA, AtomicTarWriter, iter_tar_samples
 
@@ -83,6 +85,15 @@ def raw(tmp_path_factory):
     out = tmp_path_factory.mktemp("raw")
     rawgen.write_raw(out, N, seed=5, rows_per_shard=1000)
     return out
+
+
+def test_planted_non_chinese_captions_are_rejected_for_their_language():
+    # Only that reason: a caption of web words alone ('download photo photo') would be boilerplate.
+    rng = np.random.default_rng(1)
+    captions = [rawgen.english_caption(rng) for _ in range(20_000)]
+    samples, _ = filter_captions(captions, TextRulesConfig())
+    wrong = [(c, s.reason) for c, s in zip(captions, samples) if s.reason != reasons.NO_CHINESE]
+    assert not wrong, wrong[:5]
 
 
 def test_raw_shards_hold_what_was_planted(raw):
