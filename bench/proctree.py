@@ -79,6 +79,27 @@ def peak_rss_bytes(pid: int) -> int:
     return 0
 
 
+def io_bytes(pid: int) -> tuple[int, int]:
+    """(read_bytes, write_bytes): what the process made the kernel fetch from or send to storage
+    (page-cache hits are not counted); (0, 0) when unreadable."""
+    try:
+        with open(f"/proc/{pid}/io") as fh:
+            vals = dict(line.split(":", 1) for line in fh if ":" in line)
+        return int(vals["read_bytes"]), int(vals["write_bytes"])
+    except (OSError, KeyError, ValueError):
+        return 0, 0
+
+
+def machine_cpu() -> dict[str, int]:
+    """Whole-machine CPU jiffies since boot from /proc/stat: busy (every process, ours and other
+    users'), iowait and idle; the difference over a run says how loaded the machine was."""
+    with open("/proc/stat") as fh:
+        v = [int(x) for x in fh.readline().split()[1:]]
+    v += [0] * (8 - len(v))
+    user, nice, system, idle, iowait, irq, softirq, steal = v[:8]
+    return {"busy": user + nice + system + irq + softirq + steal, "iowait": iowait, "idle": idle}
+
+
 def tree_cpu_seconds(root: int, include_root: bool = True) -> float:
     """CPU time (user + system) of a live tree: each process's own time plus the time of the
     children it has waited for, so processes that already ended count as well (once: a reaped
@@ -107,21 +128,34 @@ class CpuTracker:
         self.roots, self.skip = roots, skip
         self.base: dict[tuple[int, int, str], int] | None = None
         self.last: dict[tuple[int, int, str], int] = {}
+        self.io_base: dict[tuple[int, int, str], tuple[int, int]] = {}
+        self.io_last: dict[tuple[int, int, str], tuple[int, int]] = {}
 
     def sample(self) -> None:
-        now = {}
+        now, io = {}, {}
         for root in self.roots:
             for pid in process_tree(root):
                 f = _stat_fields(pid) if pid not in self.skip else None
                 if f is not None:
                     now[(root, pid, f[19])] = int(f[11]) + int(f[12])
+                    io[(root, pid, f[19])] = io_bytes(pid)
         self.last.update(now)
+        self.io_last.update(io)
         if self.base is None:
             self.base = now
+            self.io_base = io
 
     def seconds(self, root: int | None = None) -> float:
         base = self.base or {}
         return sum(v - base.get(k, 0) for k, v in self.last.items() if root is None or k[0] == root) / CLK_TCK
+
+    def io(self) -> tuple[int, int]:
+        """(read, write) bytes to storage over the sampled processes, like `seconds`."""
+        r = w = 0
+        for k, (kr, kw) in self.io_last.items():
+            br, bw = self.io_base.get(k, (0, 0))
+            r, w = r + kr - br, w + kw - bw
+        return r, w
 
 
 def kill_tree(root: int, include_root: bool = False, timeout: float = 30.0) -> list[int]:
@@ -178,6 +212,7 @@ def supervise(cmd: list[str], interval: float, linger: float, also: list[int]) -
     me = os.getpid()
     also_cpu = CpuTracker(also)
     also_cpu.sample()
+    machine0 = machine_cpu()
     t0 = time.monotonic()
     child = subprocess.Popen(cmd)
     own_cpu = CpuTracker([me], frozenset({me}))
@@ -229,6 +264,7 @@ def supervise(cmd: list[str], interval: float, linger: float, also: list[int]) -
         if rc is None:
             time.sleep(min(0.05, interval) if interval > 0 else 0.05)
     also_cpu.sample()
+    machine1 = machine_cpu()
     deadline = time.monotonic() + linger
     while descendants(me) and time.monotonic() < deadline:
         own_cpu.sample()
@@ -239,10 +275,15 @@ def supervise(cmd: list[str], interval: float, linger: float, also: list[int]) -
     reap()
     # Both are lower bounds: reaped time misses kernel-reaped processes, samples miss last moments.
     cpu = max(tree_cpu_seconds(me, include_root=False), own_cpu.seconds())
+    (rd, wr), (ard, awr) = own_cpu.io(), also_cpu.io()
+    machine = {k: round((machine1[k] - machine0[k]) / CLK_TCK, 1) for k in machine0}
     return {"cmd": cmd, "rc": rc, "wall_s": round(wall, 3), "cpu_s": round(cpu + also_cpu.seconds(), 2),
             "cluster_cpu_s": round(also_cpu.seconds(), 2),
             "cluster_cpu_s_by_root": {str(p): round(also_cpu.seconds(p), 2) for p in also},
             "peak_tree_pss": peak_pss, "peak_driver_rss": peak_rss,
+            "read_bytes": rd + ard, "write_bytes": wr + awr,
+            # Whole machine over the run: busy CPU seconds (ours and everyone else's), I/O wait.
+            "machine_cpu_s": machine["busy"], "machine_iowait_s": machine["iowait"],
             "samples": samples, "left_behind": len(set(left)),
             "killed_by_signal": stop["signal"]}
 

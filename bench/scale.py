@@ -72,6 +72,12 @@ def run_stage(stage: str, raw: Path, work: Path, env: dict, settings: list[str],
     # The machine is shared: the 1-minute load average around the run says how noisy it was.
     m["load_before"], m["load_after"] = round(load_before, 1), round(os.getloadavg()[0], 1)
     m["output_bytes"] = _du(work / stage)
+    # The stage's own timing of its steps (its stats.json), to tell which step grew.
+    try:
+        own = json.loads((work / stage / "stats.json").read_text())
+        m["stage_seconds"] = own.get("seconds_by_step") or own.get("seconds")
+    except (OSError, ValueError):
+        pass
     if m["rc"] != 0:
         m["log_tail"] = log.read_text(errors="replace")[-3000:]
     return m
@@ -152,18 +158,27 @@ def _gib(b: int) -> str:
     return f"{b / GIB:.2f} GiB" if b >= GIB / 4 else f"{b / 1024 ** 2:.0f} MiB"
 
 
+def others_cores(m: dict) -> float:
+    """Cores other users' processes kept busy, on average over the stage's run."""
+    return max(0.0, m.get("machine_cpu_s", 0.0) - m["cpu_s"]) / max(m["wall_s"], 1e-9)
+
+
 def _row(stage: str, m: dict, n: int) -> str:
     return (f"| `wukong {stage}` | {m['wall_s']:.1f} s | {m['cpu_s']:.1f} s | {_gib(m['peak_driver_rss'])} | "
             f"{_gib(m['peak_tree_pss'])} | {1e6 * m['wall_s'] / n:.0f} us | {_gib(m.get('output_bytes', 0))} | "
+            f"{_gib(m.get('read_bytes', 0))} | {others_cores(m):.2f} | "
             f"{m.get('load_before', 0):.1f} / {m.get('load_after', 0):.1f} |")
 
 
 def markdown(result: dict) -> str:
     n = result["samples"]
     lines = [f"### {n:,} samples" + (" (two-node local cluster)" if result["cluster"] else ""), "",
-             "| stage | wall | tree CPU | peak driver RSS | peak tree PSS | wall per row | output | load before / after |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| stage | wall | tree CPU | peak driver RSS | peak tree PSS | wall per row | output | read from disk "
+             "| others' cores | load before / after |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [_row(s, m, n) for s, m in result["stages"].items()]
+    lines += ["", "Steps (the stage's stats.json, seconds): " + "; ".join(
+        f"{s} {m['stage_seconds']}" for s, m in result["stages"].items() if m.get("stage_seconds"))]
     if result["cluster"]:
         lines += ["", "CPU by node (driver excluded): " + "; ".join(
             f"{s} " + ", ".join(f"{k} {v:.1f} s" for k, v in m.get("cpu_s_by_node", {}).items())
