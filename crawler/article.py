@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from crawler.config import CrawlConfig
 from crawler.text import NON_TEXT_TAGS, block_text, normalize_caption, text_len
 
 # class/id tokens of page chrome: navigation, comments, recommendations, sharing, ads, profiles.
@@ -55,7 +56,7 @@ class BodyRules:
     # A paragraph scores when it has at least this many characters (a CJK character counts one).
     min_paragraph_chars: int = 20
     # A page has a body only when the best candidate holds this much non-link text; else the whole page.
-    min_body_chars: int = 200
+    min_body_chars: int = CrawlConfig.min_body_chars
     # Wrappers added around the best candidate at most, each only while it adds little text and few links.
     widen_levels: int = 2
     # A wrapper is added when the candidate holds at least this share of its non-link text ...

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from crawler.article import tokens
+from crawler.config import CrawlConfig
 from crawler.text import block_text, han_count, normalize_caption, text_len, word_count
 
 # caption_source values, in rank order.
@@ -74,15 +75,15 @@ class CaptionRules:
     """Thresholds of caption detection (documented defaults; `ExtractRules` carries them)."""
 
     # Captions longer than this are prose, whatever their signs.
-    max_chars: int = 256
+    max_chars: int = CrawlConfig.max_caption_chars
     # A centred line below an image without caption words: at most this long and two sentences.
-    centred_max_chars: int = 120
+    centred_max_chars: int = CrawlConfig.centred_caption_max_chars
     # A plain line below an image (not centred, no caption words or class): at most this long ...
-    plain_max_chars: int = 25
+    plain_max_chars: int = CrawlConfig.plain_caption_max_chars
     # ... with at most this many clause breaks (commas, semicolons).
     plain_max_commas: int = 1
     # Wrappers searched outward from the image for a caption below it.
-    levels: int = 4
+    levels: int = CrawlConfig.caption_levels
 
 
 @dataclass

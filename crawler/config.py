@@ -166,6 +166,19 @@ class CrawlConfig:
     allowed_addresses: list[str] = field(default_factory=list)
     # Texts longer than this (characters) are prose, never captions.
     max_caption_chars: int = 256
+    # Wrappers searched outward from an image for the caption line below it.
+    caption_levels: int = 4
+    # A line below an image with no caption sign (centring, caption class, 摄/图为/...) is its caption
+    # only when at most this long (characters) and one clause; longer ones are prose.
+    plain_caption_max_chars: int = 25
+    # A centred line below an image without caption words: at most this long (characters).
+    centred_caption_max_chars: int = 120
+    # A page has an article body when its best text block holds this much non-link text (characters);
+    # pages with less (galleries, image lists) are searched whole, minus page chrome.
+    min_body_chars: int = 200
+    # Image URLs matching this regular expression are placeholders, never pairs.
+    placeholder_pattern: str = (r"(?i)(^data:|blank\.(gif|png)|spacer\.(gif|png)|placeholder|transparent\.(gif|png)"
+                                r"|lazy[-_]?load|loading\.(gif|svg))")
     # Also pair a page's og:image with its og:title (the page's headline rather than a caption of the
     # picture; off by default). Pairs record their caption_source ("og").
     og_image_pairs: bool = False

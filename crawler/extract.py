@@ -25,6 +25,7 @@ from parsel import Selector
 from crawler.article import BodyRules, find_body, is_chrome, measure
 from crawler.pagination import pagination_links
 from crawler.captions import CaptionRules, PageContext, best_caption, text_verdict
+from crawler.config import CrawlConfig
 from crawler.text import element_text, normalize_caption  # noqa: F401  (public helpers of this module)
 
 # Attributes that lazy-loading scripts read the real image URL from, most specific first.
@@ -42,28 +43,28 @@ _TITLE_SEPARATORS = re.compile(r"\s*[-_|｜—–·:：]+\s*")
 
 @dataclass
 class ExtractRules:
-    """What counts as a pair; the crawl job fills it from the crawl and image-rule configs."""
+    """What counts as a pair. Defaults are the crawl configuration's (`crawler.config.CrawlConfig`,
+    documented there); the crawl job fills the size rules from the image-rule configuration."""
 
     # Declared width or height at most this is skipped (the image rules keep sides > min_side).
     min_side: int = 0
     # Declared aspect ratio (long/short) above this is skipped (0: not checked).
     max_aspect_ratio: float = 0.0
-    # Captions longer than this (characters) are prose, never captions.
-    max_caption_chars: int = 256
-    # Image URLs matching this are placeholders, never pairs.
-    placeholder_pattern: str = r"(?i)(^data:|blank\.(gif|png)|spacer\.(gif|png)|placeholder|transparent\.(gif|png)|lazy[-_]?load|loading\.(gif|svg))"
-    # Wrappers searched outward from an image for the caption below it.
-    caption_levels: int = 4
-    # A line below an image with no caption sign (centring, caption class, 摄/图为/...) is its caption
-    # only when at most this long (characters) and one clause; longer ones are prose.
-    plain_caption_max_chars: int = 25
-    # A centred line below an image without caption words: at most this long.
-    centred_caption_max_chars: int = 120
-    # A page has an article body when its best text block holds this much non-link text; pages with
-    # less (galleries, image lists) are searched whole, minus chrome.
-    min_body_chars: int = 200
-    # Pair the page's og:image with og:title (the headline; off: it rarely describes the picture).
-    og_pairs: bool = False
+    max_caption_chars: int = CrawlConfig.max_caption_chars
+    placeholder_pattern: str = CrawlConfig.placeholder_pattern
+    caption_levels: int = CrawlConfig.caption_levels
+    plain_caption_max_chars: int = CrawlConfig.plain_caption_max_chars
+    centred_caption_max_chars: int = CrawlConfig.centred_caption_max_chars
+    min_body_chars: int = CrawlConfig.min_body_chars
+    og_pairs: bool = CrawlConfig.og_image_pairs
+
+    @classmethod
+    def from_config(cls, crawl: CrawlConfig, min_side: int = 0, max_aspect_ratio: float = 0.0) -> "ExtractRules":
+        return cls(min_side=min_side, max_aspect_ratio=max_aspect_ratio, max_caption_chars=crawl.max_caption_chars,
+                   placeholder_pattern=crawl.placeholder_pattern, caption_levels=crawl.caption_levels,
+                   plain_caption_max_chars=crawl.plain_caption_max_chars,
+                   centred_caption_max_chars=crawl.centred_caption_max_chars,
+                   min_body_chars=crawl.min_body_chars, og_pairs=crawl.og_image_pairs)
 
     def body_rules(self) -> BodyRules:
         return BodyRules(min_body_chars=self.min_body_chars)

@@ -9,6 +9,8 @@ the original image and the caption's length; no string but the key moves further
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -19,8 +21,12 @@ from dedup.digest import digest128
 from dedup.exact import normalize_urls
 
 STATUS_SUCCESS = "success"
-RAW_COLUMNS = ["key", "url", "caption", "status", "sha256", "phash", "width", "height",
-               "original_width", "original_height"]
+# What each raw column is read as (the ingest format's types; sizes widened for products). A file
+# whose success rows do not convert (a signed or textual pHash, say) is reported unreadable.
+RAW_TYPES = {"key": pa.string(), "url": pa.string(), "caption": pa.string(), "status": pa.string(),
+             "sha256": pa.string(), "phash": pa.uint64(), "width": pa.int64(), "height": pa.int64(),
+             "original_width": pa.int64(), "original_height": pa.int64()}
+RAW_COLUMNS = list(RAW_TYPES)
 REQUIRED = {"key", "status", "phash"}
 
 SAMPLE_SCHEMA = pa.schema([
@@ -35,25 +41,46 @@ SAMPLE_SCHEMA = pa.schema([
 ])
 
 
-def read_success(path: str) -> tuple[pa.Table | None, str | None, int]:
-    """(success rows, error, rows in the file). Columns RAW_COLUMNS less status (missing optional
-    ones as nulls); a file that cannot be read or lacks key/status/phash gives (None, error, 0)."""
+@dataclass
+class RawRead:
+    """One raw index read for dedup: its success rows that have a key (None if unreadable)."""
+    table: pa.Table | None
+    error: str | None = None
+    rows: int = 0          # rows in the file, every status
+    missing_key: int = 0   # success rows without a key: nothing downstream can name them
+
+
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def read_success(path: str) -> RawRead:
+    """The success rows of a raw index, with a key, columns RAW_COLUMNS less status as RAW_TYPES
+    (missing optional ones as nulls). A file that cannot be read, lacks key/status/phash or holds
+    values of another type gives RawRead(None, error)."""
     try:
         schema = pq.read_schema(path)
         cols = [c for c in RAW_COLUMNS if c in schema.names]
         missing = REQUIRED - set(cols)
         if missing:
-            return None, f"missing columns {sorted(missing)}", 0
+            return RawRead(None, f"missing columns {sorted(missing)}")
         table = pq.read_table(path, columns=cols)
     except (OSError, pa.ArrowException) as exc:
-        return None, f"{type(exc).__name__}: {exc}".splitlines()[0], 0
+        return RawRead(None, _error(exc))
     rows = table.num_rows
-    table = table.filter(pc.fill_null(pc.equal(table["status"], STATUS_SUCCESS), False)).drop_columns(["status"])
+    c = "status"
+    try:
+        ok = pc.fill_null(pc.equal(pc.cast(table[c], RAW_TYPES[c]), STATUS_SUCCESS), False)
+        table = table.filter(ok).drop_columns([c])
+        for c in table.column_names:
+            table = table.set_column(table.column_names.index(c), c, pc.cast(table[c], RAW_TYPES[c]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        return RawRead(None, f"column {c} is not {RAW_TYPES[c]}: {_error(exc)}"[:300], rows)
     for c in RAW_COLUMNS:
         if c != "status" and c not in table.column_names:
-            table = table.append_column(c, pa.nulls(table.num_rows, pa.string()))
-    table = table.set_column(table.column_names.index("key"), "key", pc.cast(table["key"], pa.string()))
-    return table, None, rows
+            table = table.append_column(c, pa.nulls(table.num_rows, RAW_TYPES[c]))
+    keyed = table.filter(pc.is_valid(table["key"]))
+    return RawRead(keyed, None, rows, table.num_rows - keyed.num_rows)
 
 
 def first_per_key(table: pa.Table, exclude: pa.Array | None = None) -> tuple[pa.Table, int]:

@@ -98,16 +98,17 @@ def map_step(work: Work, p: int, raw_path: str, kept: Parts | None, exclude: lis
         return {**done, "reused": True}
     exclude = exclude or []
     stats = {"partition": p, "path": raw_path, "exclude": exclude, "error": None, "rows": 0, "success": 0,
-             "key_min": None, "key_max": None, "duplicate_key": 0, "not_kept": 0, "samples": 0,
-             "exact_rows": 0, "distinct_phash": 0}
-    table, error, stats["rows"] = read_success(raw_path)
+             "missing_key": 0, "key_min": None, "key_max": None, "duplicate_key": 0, "not_kept": 0,
+             "samples": 0, "exact_rows": 0, "distinct_phash": 0}
+    raw = read_success(raw_path)
+    stats["rows"], stats["missing_key"], table = raw.rows, raw.missing_key, raw.table
     if table is None:
-        stats["error"] = error
+        stats["error"] = raw.error
         write_json_atomic(work.map(p, "json"), stats)
         return {**stats, "reused": False}
-    stats["success"] = table.num_rows
+    stats["success"] = table.num_rows + raw.missing_key
     stats["key_min"], stats["key_max"] = key_range(table)
-    earlier = [read_success(q)[0] for q in exclude]
+    earlier = [read_success(q).table for q in exclude]
     earlier_keys = [t["key"] for t in earlier if t is not None]
     table, stats["duplicate_key"] = first_per_key(
         table, pa.chunked_array(earlier_keys, pa.string()).combine_chunks() if earlier_keys else None)

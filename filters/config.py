@@ -50,6 +50,15 @@ class TextRulesConfig:
     boilerplate_file: str = ""
     # Phrases added to the file's.
     boilerplate_extra: list[str] = field(default_factory=list)
+    # "" = the bundled filters/data/boilerplate_chrome.txt: page chrome as sentence families
+    # (calls to scan/follow/subscribe/download, disclaimers, copyright and reprint notices), one
+    # regular expression a line. A caption that opens with one is boilerplate whatever follows
+    # ('扫描二维码关注公众号，获取最新资讯', '免责声明：本文仅供参考…'); one after punctuation is cut
+    # with what follows ('黄山日出。转载请注明出处' -> '黄山日出').
+    boilerplate_chrome_file: str = ""
+    # Text before a chrome sentence shorter than this (characters of its skeleton) is no caption
+    # of its own: the whole caption is boilerplate ('亲，请先点击下方按钮…').
+    boilerplate_chrome_min_core: int = 4
     # Boilerplate at a caption's edge is cut when punctuation separates it from the rest, or, where
     # only spaces or nothing separate it, when it is at least this long ('美景 展开全文' loses
     # '展开全文'; '风景 图片' keeps '图片').
@@ -121,12 +130,16 @@ class TextRulesConfig:
     name_context_file: str = ""
     # Well-known people masked wherever they stand as a word (scientists, writers, athletes,
     # singers, actors, historical and fictional figures): built offline by
-    # `python -m filters.names_resource` from THUOCL (MIT) filtered with jieba's dictionary
+    # `python -m filters.names_resource` from jieba's dictionary and THUOCL's best-known figures (MIT)
     # ("" = bundled known_names.txt).
     known_names_file: str = ""
-    # Name-like places, dishes, animals and cars that are never masked ('张家界', '宫保鸡丁', '金毛'),
-    # built with the known names ("" = bundled not_names.txt).
+    # Name-like places, things and nouns from jieba's dictionary that are never masked unless a title
+    # or credit follows ('张家湾', '金毛'), built with the known names ("" = bundled not_names.txt).
     not_names_file: str = ""
+    # Transliterated given names and surnames (保罗, 罗斯, 凯西) masked only where a person word stands
+    # beside them (title or role, person verb, '·', a name joined by 和/与/、), built with the known
+    # names ("" = bundled context_names.txt).
+    context_names_file: str = ""
     # Names added to the known names (your own well-known people).
     known_names_extra: list[str] = field(default_factory=list)
     # Given-name characters after a surname (Chinese given names have one or two: 王小明, 欧阳娜娜).
@@ -151,9 +164,9 @@ class TextRulesConfig:
         """Missing word lists, in words. Rule names are checked by the registry
         (`filters.rules.problems`), which knows the rules."""
         out = []
-        for name in ("boilerplate_file", "boilerplate_words_file", "sensitive_words_file", "surnames_file",
+        for name in ("boilerplate_file", "boilerplate_words_file", "boilerplate_chrome_file", "sensitive_words_file", "surnames_file",
                      "given_name_chars_file", "name_whitelist_file", "name_context_file",
-                     "known_names_file", "not_names_file"):
+                     "known_names_file", "not_names_file", "context_names_file"):
             path = getattr(self, name)
             if path and not Path(path).is_file():
                 out.append(f"filter.text.{name}: file not found: {path}")
@@ -170,5 +183,8 @@ class FilterConfig:
     rows_per_partition: int = 50_000
     # Reduce tasks of the global caption count (0: one per CPU Ray sees).
     frequency_reducers: int = 0
+    # (key, count) pairs one frequency reduce task holds at most (16 bytes each: ~128 MB), so its
+    # memory stays bounded whatever the input size; more distinct captions mean more reduce tasks.
+    keys_per_reducer: int = 8_000_000
     # Directory of jieba's dictionary cache ("" = .cache/jieba under the working directory).
     jieba_cache_dir: str = ""

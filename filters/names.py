@@ -37,6 +37,15 @@ _PLACE_ENDINGS = frozenset("山湖江河岛桥寺塔城镇村县市区路街港�
 _SKIP_TOKENS = frozenset({"/", ":", "：", " ", "　", "·", "|", "-", "丨"})
 _SEPARATORS = "[\\s:：/·|丨-]"
 _SEPARATOR_CHARS = frozenset(" \t\n\u3000:：/·|丨-")
+# A transliterated name part runs on through name-final syllables up to this length in all.
+_MAX_TRANSLITERATED = 6
+_SYLLABLE_MIN = 100
+# A character of the transliterated parts seen this often in them is a name syllable after a '·'.
+_NAME_CHAR_MIN = 20
+# A middle dot between two Han characters joins the parts of a transliterated full name.
+_NAME_DOT_RE = re.compile(f"(?<=[{HAN_CLASS}])[·•・](?=[{HAN_CLASS}])")
+# A caption opening with 2-4 Han characters and a colon ('齐国华：…'): a speaker, if a name.
+_SPEAKER_RE = re.compile(f"^\\s*([{HAN_CLASS}]{{2,4}})\\s*[:：]")
 # jieba tags of function words: a given-name character standing alone with one of these tags
 # ('和', '才', '一') is taken for part of a name only beside a title; a surname character tagged as a
 # preposition or conjunction ('于', '向') does not start a name without one.
@@ -56,6 +65,10 @@ class NameTables:
     known: frozenset[str] = frozenset()
     not_names: frozenset[str] = frozenset()
     not_after: frozenset[str] = frozenset()
+    context: frozenset[str] = frozenset()
+    verbs: frozenset[str] = frozenset()
+    titles: frozenset[str] = frozenset()
+    joins: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, cfg: TextRulesConfig) -> "NameTables":
@@ -64,20 +77,25 @@ class NameTables:
                  for w in line.split() for c in w}
         whitelist = {w for line in load_lines(cfg.name_whitelist_file, "name_whitelist.txt")
                      for w in line.split()}
-        sides: dict[str, set[str]] = {"after": set(), "before": set(), "not_after": set()}
+        sides: dict[str, set[str]] = {"after": set(), "before": set(), "not_after": set(),
+                                      "verb": set(), "join": set(), "title": set()}
         for line in load_lines(cfg.name_context_file, "name_context.txt"):
             side, *words = line.split()
             sides.setdefault(side, set()).update(words)
         known = {w for line in load_lines(cfg.known_names_file, "known_names.txt") for w in line.split()}
         known.update(cfg.known_names_extra)
         not_names = {w for line in load_lines(cfg.not_names_file, "not_names.txt") for w in line.split()}
+        context = {w for line in load_lines(cfg.context_names_file, "context_names.txt") for w in line.split()}
         return cls(single=frozenset(s for s in surnames if len(s) == 1),
                    ordered_single=tuple(s for s in surnames if len(s) == 1),
                    compound=frozenset(s for s in surnames if len(s) > 1),
                    given=frozenset(given), whitelist=frozenset(whitelist),
                    after=frozenset(sides["after"]), before=frozenset(sides["before"]),
                    known=frozenset(known - whitelist - not_names), not_names=frozenset(not_names),
-                   not_after=frozenset(sides["not_after"]))
+                   not_after=frozenset(sides["not_after"]),
+                   context=frozenset(context - whitelist - not_names - known),
+                   verbs=frozenset(sides["verb"]), joins=frozenset(sides["join"]),
+                   titles=frozenset(sides["title"]))
 
 
 def _alternation(words) -> str:
@@ -118,11 +136,32 @@ class NameTagger:
         self.whitelist_max = max(map(len, self.t.whitelist), default=0)
         self.compound_lens = sorted({len(c) for c in self.t.compound}, reverse=True)
         self.compound_heads = frozenset(c[:2] for c in self.t.compound)
-        self.known = ahocorasick.Automaton()
+        # One pass finds both well-known people and the transliterated parts that need a person
+        # word beside them: a pass costs about the same for any number of words.
+        # Values are ints (2 * length + 1 for a part), stored natively: 190,000 words load fast.
+        self.known = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        for w in self.t.context:
+            self.known.add_word(w, 2 * len(w) + 1)
         for w in self.t.known:
-            self.known.add_word(w, len(w))
+            self.known.add_word(w, 2 * len(w))
         if len(self.known):
             self.known.make_automaton()
+        self.has_context = bool(self.t.context)
+        # Characters that end transliterated names (尔, 斯, 特, 恩...): the last characters of
+        # the listed parts, seen at least this often there.
+        ends: dict[str, int] = {}
+        for w in self.t.context:
+            ends[w[-1]] = ends.get(w[-1], 0) + 1
+        self.syllables = frozenset(c for c, k in ends.items() if k >= _SYLLABLE_MIN and c not in "和与的是在")
+        # Characters of the listed parts, any position (沃, 克, 里...).
+        seen: dict[str, int] = {}
+        for w in self.t.context:
+            for c in w:
+                seen[c] = seen.get(c, 0) + 1
+        self.name_chars = frozenset(c for c, k in seen.items() if k >= _NAME_CHAR_MIN and c not in "和与的是在")
+        self.person_words = tuple(sorted(self.t.before | self.t.after | self.t.titles, key=len, reverse=True))
+        self.verb_lens = sorted({len(w) for w in self.t.verbs}, reverse=True)
+        self.join_lens = sorted({len(w) for w in self.t.joins}, reverse=True)
         self.listed = self.t.not_names | self.t.whitelist
         self.listed_max = max(map(len, self.listed), default=0)
         self.not_after_lens = sorted({len(w) for w in self.t.not_after}, reverse=True)
@@ -201,10 +240,10 @@ class NameTagger:
             if word:
                 if self._is_name_word(word):
                     return True
-            elif j - i > 1 and self._is_name_word(self._longest_word_at(text, j, j)):
-                return True  # a compound surname, then a given name the dictionary knows
             elif text[j] in given and not self._inside_word(text, i):
                 return True
+            elif self._is_name_word(self._longest_word_at(text, j, j)):
+                return True  # a surname standing alone, then a given name the dictionary knows ('孔' '蒂')
             if after_title and self._title_after(text, j):
                 return True
         return False
@@ -237,22 +276,145 @@ class NameTagger:
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the person names in `text`: well-known people from the names
         resource, and names the tagger finds where the gate opens; none a listed non-name."""
-        spans = self.known_spans(text) + self._listed_after_title(text)
+        found = list(self.known.iter(text)) if len(self.known) and len(text) > 1 else []
+        spans = self.known_spans(text, found) + self._listed_after_title(text) + self._speaker(text)
         if self.may_hold_name(text):
             self.tagged += 1
             spans += [(a, b) for a, b in self.tag(text) if not self._unlikely(text, a, b)]
+        out = self._select(text, spans) if spans else []
+        if self.has_context and found:
+            extra = self.context_spans(text, out, found)
+            if extra:
+                out = self._select(text, out + extra)
+        if out and _NAME_DOT_RE.search(text):
+            out = self._dotted(text, out)
+        return self._repeats(text, out) if out else out
+
+    def _dotted(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The other part of a transliterated full name joined to a masked one by a middle dot
+        ('保罗·沃克', '穆罕默德·阿里'): a Han run of name syllables on the dot's other side, so no
+        part of the name is left showing."""
+        out = list(spans)
+        for m in _NAME_DOT_RE.finditer(text):
+            left, right = m.start(), m.end()
+            for a, b in spans:
+                if b == left:  # masked part before the dot: take the run after it
+                    j = right
+                    while j < len(text) and j - right < _MAX_TRANSLITERATED and text[j] in self.name_chars:
+                        j += 1
+                    run = (right, j)
+                elif a == right:  # masked part after the dot: take the run before it
+                    i = left
+                    while i > 0 and left - i < _MAX_TRANSLITERATED and text[i - 1] in self.name_chars:
+                        i -= 1
+                    run = (i, left)
+                else:
+                    continue
+                if run[1] - run[0] >= 2 and all(run[1] <= x or run[0] >= y for x, y in out):
+                    out.append(run)
+        return sorted(out)
+
+    def _select(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Non-overlapping spans, longest first, none vetoed."""
         out: list[tuple[int, int]] = []
-        for a, b in sorted(spans, key=lambda ab: (ab[0] - ab[1], ab[0])):  # longest first
+        for a, b in sorted(set(spans), key=lambda ab: (ab[0] - ab[1], ab[0])):
             if all(b <= x or a >= y for x, y in out) and not self.vetoed(text, a, b):
                 out.append((a, b))
         return sorted(out)
 
-    def known_spans(self, text: str) -> list[tuple[int, int]]:
-        """Well-known people standing as words: the longest matches that no common word crosses."""
-        if not len(self.known) or len(text) < 2:
+    @staticmethod
+    def _repeats(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """A name masked once is masked wherever else it stands in the caption ('哈里王子和<人名>
+        真心相爱，哪怕梅根离过婚'): the same string names the same person."""
+        if not spans:
+            return spans
+        out = list(spans)
+        for name in {text[a:b] for a, b in spans}:
+            start = text.find(name)
+            while start >= 0:
+                end = start + len(name)
+                if all(end <= x or start >= y for x, y in out):
+                    out.append((start, end))
+                start = text.find(name, end)
+        return sorted(out)
+
+    def context_spans(self, text: str, found: list[tuple[int, int]], hits_ac=None) -> list[tuple[int, int]]:
+        """Transliterated name parts (保罗, 罗斯, 凯西) where a person word stands beside them: a
+        title or role before or after ('总统特朗普', '教练凯西'), a person verb after ('孔蒂说'), a
+        '·' or another name part joined to them ('韦德安东尼', '保罗·沃克'), or a name found
+        elsewhere joined by 和/与/、 ('姚明和易建联')."""
+        if hits_ac is None:
+            hits_ac = list(self.known.iter(text)) if len(self.known) and len(text) > 1 else []
+        raw = [(end, v >> 1) for end, v in hits_ac if v & 1]
+        if not raw:
             return []
-        hits = sorted(((end + 1 - n, end + 1) for end, n in self.known.iter(text)),
+        freq, _tags = self._dict()
+        hits = []
+        for end, n in raw:
+            a, b = end + 1 - n, end + 1
+            # A longer transliteration the list lacks runs on ('麦凯' + '恩', '杜兰' + '特'): the span
+            # takes its syllables, so no part of the name is left showing.
+            while b < len(text) and b - a < _MAX_TRANSLITERATED and text[b] in self.syllables:
+                b += 1
+            w = text[a:b]
+            if freq.get(w) and not _tags.get(w, "").startswith("nr"):
+                continue  # a place or word the run reached ('伊拉' + '克')
+            if not self._crossed(text, a, b):
+                hits.append((a, b))
+        if not hits:
+            return []
+        hits = self._select(text, hits)
+        chosen = set(found)
+        changed = True
+        while changed:
+            changed = False
+            names = sorted(chosen | set(hits))
+            for a, b in hits:
+                if (a, b) in chosen:
+                    continue
+                if self._person_beside(text, a, b) or self._joined(text, a, b, names, chosen):
+                    chosen.add((a, b))
+                    changed = True
+        return [ab for ab in chosen if ab not in set(found)]
+
+    def _person_beside(self, text: str, a: int, b: int) -> bool:
+        p = a
+        while p > 0 and text[p - 1] in _SEPARATOR_CHARS:
+            p -= 1
+        if text[:p].endswith(self.person_words):
+            return True
+        q = b
+        while q < len(text) and text[q] in _SEPARATOR_CHARS:
+            q += 1
+        if text.startswith(self.person_words, q):
+            return True
+        return any(text[b:b + n] in self.t.verbs for n in self.verb_lens)
+
+    def _joined(self, text: str, a: int, b: int, names: list[tuple[int, int]],
+                chosen: set[tuple[int, int]]) -> bool:
+        """Whether a '·', nothing, or a conjunction joins text[a:b] to a name: a chosen one, or,
+        for a '·' or nothing between them, any other name part ('韦德' '安东尼')."""
+        for x, y in names:
+            if (x, y) == (a, b):
+                continue
+            gap = text[y:a] if y <= a else text[b:x] if b <= x else None
+            if gap is None:
+                continue
+            if gap in ("", "·", "•", "-", "・") and (x, y) != (a, b):
+                return True
+            if (x, y) in chosen and gap in self.t.joins:
+                return True
+        return False
+
+    def known_spans(self, text: str, found=None) -> list[tuple[int, int]]:
+        """Well-known people standing as words: the longest matches that no common word crosses.
+        `found`: the automaton's hits on `text`, if the caller has them."""
+        if found is None:
+            found = list(self.known.iter(text)) if len(self.known) and len(text) > 1 else []
+        hits = sorted(((end + 1 - n, end + 1) for end, v in found if not v & 1 for n in (v >> 1,)),
                       key=lambda ab: (ab[0] - ab[1], ab[0]))
+        if not hits:
+            return []
         out: list[tuple[int, int]] = []
         for a, b in hits:
             b = self._name_word_from(text, a, b)
@@ -283,7 +445,26 @@ class NameTagger:
                     w = text[i:j]
                     if self._is_common_word(w) or (len(w) > 2 and freq.get(w) and w not in self.t.known):
                         return True
+                    # A two-character name is crossed by any ordinary word ('枫叶' of '枫叶红了').
+                    if b - a == 2 and freq.get(w) and not _tags.get(w, "").startswith("nr"):
+                        return True
         return False
+
+    def _speaker(self, text: str) -> list[tuple[int, int]]:
+        """A name that opens a caption and is followed by a colon: the speaker or author of what
+        follows ('齐国华：此生有梦是徽州'): a surname, then one or two given-name characters, no
+        common word."""
+        m = _SPEAKER_RE.match(text)
+        if not m:
+            return []
+        name = m.group(1)
+        n = self._surname_at(name, 0)
+        if n <= 0 or not 1 <= len(name) - n <= self.max_given or not self._given_only(name[n:]):
+            return []
+        self._dict()
+        if self._is_common_word(name) or self._freq.get(name) and not self._tags.get(name, "").startswith("nr"):
+            return []
+        return [(m.start(1), m.end(1))]
 
     def _listed_after_title(self, text: str) -> list[tuple[int, int]]:
         """Names listed after a title and a colon: each item that starts with a surname and is
@@ -333,9 +514,19 @@ class NameTagger:
         """Whether the span is a listed non-name, or starts one ('宫保' of '宫保鸡丁'), or is
         followed by a company, shop or place word ('华坚' of '华坚鞋业')."""
         listed = self.listed
+        # A title or credit right after the span ('钟南山院士', '（黄洋摄）') makes it a person,
+        # whatever the built list of name-like things files the same characters under; the
+        # hand-kept whitelist still holds.
+        if self._closed(text, b, False):
+            listed = self.t.whitelist
         for j in range(b, min(len(text), a + self.listed_max) + 1):
             if text[a:j] in listed:
                 return True
+        # ... or lies inside one that starts before it ('马丁' of '阿斯顿马丁').
+        for i in range(max(0, a - self.listed_max + 1), a):
+            for j in range(b, min(len(text), i + self.listed_max) + 1):
+                if text[i:j] in listed:
+                    return True
         p = b
         while p < len(text) and text[p] in _SEPARATOR_CHARS and text[p] != "-":
             p += 1

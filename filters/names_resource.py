@@ -1,20 +1,44 @@
-"""Builds the name tagger's resources offline: well-known people, and name-like words that are not.
+"""Builds the name tagger's resources offline: well-known people, transliterated name parts, and
+name-like words that are not names.
 
-    .venv/bin/python -m filters.names_resource --thuocl DIR [--out filters/data]
+    .venv/bin/python -m filters.names_resource --people THUOCL_lishimingren.txt --people-top 2015
 
-DIR holds the THUOCL lexicons (THU Open Chinese Lexicon, MIT licence, github.com/thunlp/THUOCL):
-THUOCL_lishimingren.txt (historical and public figures) for `known_names.txt`; the place, food,
-animal and car lexicons for `not_names.txt`. Both are filtered against jieba's bundled dictionary
-(MIT licence) so that a person list's noise (common words, era names, titles, places) stays out:
+Two sources, both public and licensed for reuse; nothing else is in the committed lists:
 
-- known names: 2-4 Han characters; not a place, dish, animal, car, idiom or other lexicon word;
-  and, for two-character entries, not a frequent jieba word with a tag other than a name or
-  proper noun ('田间', '尚书', '嘉靖' out; '鲁迅', '普京' in); two characters without a surname
-  only where jieba knows them as a proper noun.
-- not names: places, dishes, animals and cars that start like a Chinese name (a surname from
-  surnames.txt), so the tagger never masks them ('张家界', '宫保鸡丁', '金毛', '马自达').
+1. **jieba's bundled dictionary** (`dict.txt` inside the jieba 0.42.1 wheel, a dependency of the
+   project; MIT licence; read from the installed jieba unless --jieba-dict says otherwise): 349,000
+   words with a frequency and a part-of-speech tag, 73,000 of them tagged `nr` (person), 484
+   `nrfg` (well-known person) and 5,900 `nrt` (transliterated name). Its person tags are noisy
+   ('迎宾', '段时间' and '张家界' are tagged nr), so an entry is taken only where it reads as a name.
+2. **THUOCL's list of historical and public figures** (THUOCL_lishimingren.txt of the THU Open
+   Chinese Lexicon, Tsinghua University NLP lab, MIT licence, github.com/thunlp/THUOCL; 13,658
+   people sorted by how often news text named them). The committed lists took its first 2,015
+   entries (named at least 282 times: the well-known ones; the longer tail is rarer names and
+   more noise), as read through the project's code-search store from the copy in
+   github.com/fighting41love/funNLP, data/历史名人词库/THUOCL_lishimingren.txt at commit
+   d854005fb0aea3d04da65dbdce1ef253489043c7. Pass the whole file with --people-top 2015 to rebuild. Licences: filters/data/LICENSES.md.
 
-The output files are committed; rerun this after updating the lexicons or the surname table.
+What goes where:
+
+- known names (`known_names.txt`, masked wherever they stand as a word): jieba entries tagged nr or
+  nrfg met at least `MIN_KNOWN_FREQ` times (two characters: `MIN_KNOWN_FREQ_2`), 2-4 Han
+  characters, a surname of surnames.txt first, a one-character given part only of given-name
+  characters (given_name_chars.txt), a two-character given part no common word ('段' + '时间'), no
+  place or epithet ending (山, 城, 爷, 姐), no time word; and the person list's entries of 2-4 Han
+  characters that jieba does not know as a frequent ordinary word ('田间', '尚书' out), without a
+  surname only where jieba knows them as a proper noun ('普京' ns), and with a non-given character
+  after a surname only where jieba met them as a person very often ('曹操'; '麦田' out).
+- context names (`context_names.txt`, masked only beside a person word): jieba entries tagged nrt
+  (or nr and made of transliteration syllables: '特朗普', '杜兰特') of 2-6 characters met at least
+  `MIN_CONTEXT_FREQ` times, no place ending.
+- not names (`not_names.txt`, a name span they cover is never masked unless a title or credit
+  follows it): jieba entries tagged as a place, organisation, other proper noun or common noun
+  (ns, nt, nz, n, j, nrt) met at least `MIN_NOT_NAME_FREQ` times that start like a Chinese name
+  ('张家湾', '金毛', '马蹄莲'), except those that begin with a person ('毛泽东故居').
+- name_whitelist.txt (hand-kept) overrides all of them.
+
+The output files are committed; rerun this after updating jieba, the person list, the surname
+table or the given-name characters, and commit the result.
 """
 
 from __future__ import annotations
@@ -27,27 +51,63 @@ from pathlib import Path
 from filters.wordlists import bundled, load_lines
 
 _HAN_ONLY = re.compile(r"^[\u4e00-\u9fff]+$")
-# jieba tags under which a two-character entry may still be a person: names, and proper nouns
-# jieba files elsewhere ('普京' ns, '海瑞' nz).
+# jieba met a well-known person at least this often in its corpus (鲁迅 1507, 袁隆平 44, 莫言 33);
+# rarer nr entries are as often a tagging slip ('郭靖留' 2, '金桂笑' 5).
+MIN_KNOWN_FREQ = 20
+# A two-character known name is met more often still: two characters are more often a word.
+MIN_KNOWN_FREQ_2 = 50
+# A transliterated part jieba met at least this often (rarer nrt entries are mostly slips).
+MIN_CONTEXT_FREQ = 3
+# A name-like thing jieba met at least this often ('黄洋' ns 3 is a slip).
+MIN_NOT_NAME_FREQ = 5
+_PERSON_TAGS = ("nr", "nrfg")
+# jieba tags under which a two-character entry of a person list may still be a person: names, and
+# proper nouns jieba files elsewhere ('普京' ns, '海瑞' nz).
 _PROPER_TAGS = ("nr", "ns", "nz", "nt")
-# A two-character entry that jieba knows this often under another tag is an ordinary word.
+# A two-character entry of a person list that jieba knows this often under another tag is an
+# ordinary word ('田间' n, '尚书' n).
 COMMON_FREQ = 100
-NOT_NAME_LEXICONS = ("diming", "food", "animal", "car")
-OTHER_LEXICONS = ("chengyu", "IT", "caijing", "medical", "law", "poem")
+# jieba met a two-character person this often: a famous one, whatever its given character.
+FAMOUS_FREQ = 500
+_NOT_NAME_TAGS = frozenset({"ns", "nt", "nz", "n", "j", "nrt"})
+# jieba tags of time and number words: an entry so tagged is never taken for a person.
+_TIME_TAGS = frozenset({"t", "tg", "m", "mq"})
+# Last characters of nicknames and epithets ('范爷', '张大爷', '贾母'), and of places and things on
+# top of the tagger's place endings ('黄柏塬', '罗牛山', '马齐奔'): such entries are left out.
+_EPITHET_ENDINGS = frozenset("爷皇哥姐嫂叔婶伯婆妈爸娘母父总董少帅仙神佛")
+_MORE_PLACE_ENDINGS = frozenset("塬坪坝沟峪庄屯堡寨乡营店厂场站所院局社族风报堰渠府门口道")
+# A name glued to the particle or verb after it ('张平的', '郭靖留', '则安之').
+_PARTICLE_ENDINGS = frozenset("和与的是在了也都就及或之才甚犹猛笑便留")
+# Transliteration syllables (斯, 尔, 特, 德, 朗...): characters of jieba's nrt entries; one seen at
+# least this often there counts.
+_SYLLABLE_MIN = 40
 
 
-def read_lexicon(path: Path) -> dict[str, int]:
-    """word -> document frequency of a THUOCL file (word TAB count, any line ending)."""
-    out: dict[str, int] = {}
-    for line in path.read_text(encoding="utf-8-sig").splitlines():
-        parts = line.strip().split("\t")
-        if parts and parts[0]:
-            word = parts[0].strip()
-            try:
-                out[word] = max(out.get(word, 0), int(parts[1])) if len(parts) > 1 else 1
-            except ValueError:
-                out[word] = 1
+def _time_word(w: str, tags: dict) -> bool:
+    """A time or number word that opens with one ('五月天' is also 'a May day'); jieba's tag on
+    the whole word alone is not trusted (it tags '周恩来' t)."""
+    return tags.get(w, "") in _TIME_TAGS and tags.get(w[:2], "") in _TIME_TAGS
+
+
+def read_jieba_dict(path: Path) -> list[tuple[str, int, str]]:
+    """(word, frequency, tag) of a jieba dictionary file (word, count, tag per line)."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].isdigit():
+            out.append((parts[0], int(parts[1]), parts[2] if len(parts) > 2 else ""))
     return out
+
+
+def read_people(path: Path, top: int = 0) -> list[str]:
+    """Names of a person list (name, or name TAB count, a line; '#' lines skipped): the first
+    `top` of them (0: all), the list being sorted most-named first."""
+    out = []
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        parts = line.split()
+        if parts and not parts[0].startswith("#"):
+            out.append(parts[0])
+    return out[:top] if top else out
 
 
 def surnames() -> tuple[frozenset[str], frozenset[str]]:
@@ -55,57 +115,138 @@ def surnames() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(w for w in words if len(w) == 1), frozenset(w for w in words if len(w) > 1)
 
 
-def starts_with_surname(word: str, single: frozenset[str], compound: frozenset[str]) -> bool:
-    return word[:1] in single or any(word.startswith(c) for c in compound)
+def starts_with_surname(word: str, single: frozenset[str], compound: frozenset[str]) -> str:
+    """The surname `word` starts with (compound first), or ''."""
+    for c in compound:
+        if word.startswith(c):
+            return c
+    return word[:1] if word[:1] in single else ""
 
 
-def build(thuocl: Path) -> tuple[list[str], list[str]]:
-    from filters.jieba_runtime import dictionary, get_jieba
-    get_jieba()
-    freq, tags = dictionary()
-    single, compound = surnames()
-    other: set[str] = set()
-    for name in NOT_NAME_LEXICONS + OTHER_LEXICONS:
-        p = thuocl / f"THUOCL_{name}.txt"
-        if p.is_file():
-            other.update(read_lexicon(p))
-    people = read_lexicon(thuocl / "THUOCL_lishimingren.txt")
-    known = []
-    for w in people:
-        if not (2 <= len(w) <= 4 and _HAN_ONLY.match(w)) or w in other:
-            continue
-        tag = tags.get(w, "")
-        if len(w) == 2 and tag and not tag.startswith(_PROPER_TAGS) and freq.get(w, 0) >= COMMON_FREQ:
-            continue
-        # Two characters without a surname are a name only where jieba knows them as a proper
-        # noun ('普京'); otherwise they are too often a fragment of other words ('光初', '子建').
-        if len(w) == 2 and not starts_with_surname(w, single, compound) and not tag.startswith(_PROPER_TAGS):
-            continue
-        known.append(w)
-    known_set = set(known)
-    not_names = set()
-    for name in NOT_NAME_LEXICONS:
-        p = thuocl / f"THUOCL_{name}.txt"
-        if not p.is_file():
-            continue
-        for w in read_lexicon(p):
-            if (2 <= len(w) <= 5 and _HAN_ONLY.match(w) and w not in known_set
-                    and starts_with_surname(w, single, compound)):
-                not_names.add(w)
-    return sorted(known), sorted(not_names)
+class _Checks:
+    """Which dictionary entries read as a person, a transliterated part or a name-like thing."""
+
+    def __init__(self, entries: list[tuple[str, int, str]]):
+        from filters.names import _PLACE_ENDINGS
+        self.freq = {w: f for w, f, _t in entries}
+        self.tags = {w: t for w, _f, t in entries}
+        self.single, self.compound = surnames()
+        self.given = {c for line in load_lines("", "given_name_chars.txt") for w in line.split() for c in w}
+        self.whitelist = {w for line in load_lines("", "name_whitelist.txt") for w in line.split()}
+        self.endings = _PLACE_ENDINGS | _EPITHET_ENDINGS | _MORE_PLACE_ENDINGS | _PARTICLE_ENDINGS
+        seen: dict[str, int] = {}
+        for w, _f, t in entries:
+            if t == "nrt" and _HAN_ONLY.match(w):
+                for ch in w:
+                    seen[ch] = seen.get(ch, 0) + 1
+        self.syllables = frozenset(c for c, k in seen.items() if k >= _SYLLABLE_MIN)
+
+    def sounds_foreign(self, w: str) -> bool:
+        """Made of transliteration syllables only, and no Chinese name by its shape: three or more
+        characters, or no surname first ('特朗普', '杜兰特'; never '李强')."""
+        return all(ch in self.syllables for ch in w) and (
+            len(w) >= 3 or not starts_with_surname(w, self.single, self.compound))
+
+    def person(self, w: str) -> bool:
+        """A Chinese name: surname first, a given part of given-name characters where it is one
+        character, no place or epithet ending, no time word, not listed as a non-name."""
+        if not (2 <= len(w) <= 4 and _HAN_ONLY.match(w)) or w in self.whitelist:
+            return False
+        sur = starts_with_surname(w, self.single, self.compound)
+        given = w[len(sur):]
+        if not sur or not given or w[-1] in self.endings or _time_word(w, self.tags):
+            return False
+        if len(given) == 1 and given not in self.given:
+            return False
+        # A surname before a common word is that word after a character ('段' + '时间').
+        if len(given) > 1 and self.freq.get(given, 0) >= COMMON_FREQ and not self.tags.get(given, "").startswith("nr"):
+            return False
+        # Four characters after a one-character surname are a name glued to a word ('熊猫宝宝').
+        return len(w) < 4 or len(sur) > 1
+
+    def opens_with_word(self, w: str) -> bool:
+        """A longer entry that opens with a common word ('黄金' of '黄金周'): jieba's nr tag on it is
+        a slip more often than a person (people whose name opens so come from the person list)."""
+        head = w[:2]
+        return len(w) > 2 and self.freq.get(head, 0) >= COMMON_FREQ and not self.tags.get(head, "").startswith("nr")
+
+    def listed_person(self, w: str) -> bool:
+        """An entry of a list of well-known people: 2-4 Han characters, no time word, not listed
+        as a non-name; two characters only where jieba does not know them as an ordinary word met
+        often ('田间', '尚书' out; '鲁迅', '普京' in), and without a surname only where jieba
+        knows them as a proper noun ('普京' ns; '光初' out)."""
+        if not (2 <= len(w) <= 4 and _HAN_ONLY.match(w)) or w in self.whitelist or _time_word(w, self.tags):
+            return False
+        if len(w) > 2:
+            return True
+        tag = self.tags.get(w, "")
+        if not tag.startswith(_PROPER_TAGS) and self.freq.get(w, 0) >= COMMON_FREQ:
+            return False
+        if not starts_with_surname(w, self.single, self.compound):
+            return tag.startswith(_PROPER_TAGS)
+        # jieba tags many two-character words nr ('麦田' 133): after a surname, a character that is
+        # no given-name character makes a name only where jieba met it as one very often ('曹操').
+        return w[1] in self.given or not tag.startswith("nr") or self.freq.get(w, 0) >= FAMOUS_FREQ
+
+    def transliterated(self, w: str) -> bool:
+        """A transliterated name part: no place (ns elsewhere, a place ending), no common word."""
+        if not (2 <= len(w) <= 6 and _HAN_ONLY.match(w)) or w in self.whitelist:
+            return False
+        return w[-1] not in self.endings and not _time_word(w, self.tags)
+
+    def name_like(self, w: str) -> bool:
+        """Starts like a Chinese name (a surname first) and is 2-5 Han characters."""
+        return 2 <= len(w) <= 5 and bool(_HAN_ONLY.match(w)) and bool(
+            starts_with_surname(w, self.single, self.compound))
+
+
+def build(jieba_dict: Path | None = None, people: list[Path] | None = None, people_top: int = 0
+          ) -> tuple[list[str], list[str], list[str]]:
+    """(known names, not names, context names) from jieba's dictionary and any person lists."""
+    if jieba_dict is None:
+        import jieba
+        jieba_dict = Path(jieba.__file__).parent / "dict.txt"
+    entries = read_jieba_dict(jieba_dict)
+    c = _Checks(entries)
+    known: set[str] = set()
+    context: set[str] = set()
+    not_names: set[str] = set()
+    for w, f, t in entries:
+        if t in _PERSON_TAGS and c.person(w) and not c.opens_with_word(w) \
+                and f >= (MIN_KNOWN_FREQ_2 if len(w) == 2 else MIN_KNOWN_FREQ):
+            known.add(w)
+        elif (t == "nrt" or t == "nr" and c.sounds_foreign(w)) and f >= MIN_CONTEXT_FREQ and c.transliterated(w):
+            context.add(w)
+        if t in _NOT_NAME_TAGS and f >= MIN_NOT_NAME_FREQ and c.name_like(w):
+            not_names.add(w)
+    for path in people or []:
+        known.update(w for w in read_people(path, people_top) if c.listed_person(w))
+    # A place or thing named after a person ('毛泽东故居', '鲁迅公园') is about the person: listing it
+    # would veto the name inside it.
+    persons = known | {w for w, f, t in entries if t.startswith("nr") and len(w) >= 3}
+    not_names = {w for w in not_names if not any(w[:k] in persons for k in range(2, len(w)))}
+    not_names -= known
+    context -= known | not_names
+    return sorted(known), sorted(not_names), sorted(context)
 
 
 _HEADER_KNOWN = """# Well-known people (historical, political, scientific, literary, sports and entertainment
-# figures), masked wherever they stand as a word. Built by `python -m filters.names_resource` from
-# THUOCL_lishimingren.txt of THUOCL (THU Open Chinese Lexicon, Tsinghua University NLP lab, MIT
-# licence, github.com/thunlp/THUOCL), filtered against jieba's dictionary (MIT licence): see that
-# module. Do not edit by hand; add names with filter.text.known_names_extra or your own file.
+# figures, fictional characters), masked wherever they stand as a word. Built by
+# `python -m filters.names_resource` from jieba's bundled dictionary (jieba 0.42.1, MIT licence)
+# and the first 2,015 entries of THUOCL's THUOCL_lishimingren.txt (Tsinghua University NLP lab,
+# MIT licence, github.com/thunlp/THUOCL), filtered as that module says. Do not edit by hand; add names
+# with filter.text.known_names_extra or your own file (filter.text.known_names_file).
 """
-_HEADER_NOT = """# Words that start like a Chinese name but are places, dishes, animals or cars ('张家界',
-# '宫保鸡丁', '金毛', '马自达'): a name span they cover is never masked. Built by
-# `python -m filters.names_resource` from THUOCL_diming/food/animal/car.txt of THUOCL (THU Open
-# Chinese Lexicon, MIT licence, github.com/thunlp/THUOCL). Do not edit by hand; hand-picked
-# non-names go to name_whitelist.txt.
+_HEADER_CONTEXT = """# Transliterated given names and surnames (保罗, 罗斯, 凯西): masked only where a person word stands
+# beside them (a title or role before, a person verb after, a '·' joining two parts, or a name
+# joined by 和/与/、), since such syllables also make ordinary words and places. Built by
+# `python -m filters.names_resource` from jieba's bundled dictionary (nrt entries, MIT licence).
+# Do not edit by hand.
+"""
+_HEADER_NOT = """# Words that start like a Chinese name but are places, organisations, things or common nouns
+# ('张家湾', '金毛', '马蹄莲'): a name span they cover is never masked. Built by
+# `python -m filters.names_resource` from jieba's bundled dictionary (MIT licence). Do not edit by
+# hand; hand-picked non-names go to name_whitelist.txt.
 """
 
 
@@ -116,13 +257,19 @@ def _write(path: Path, header: str, words: list[str], per_line: int = 20) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--thuocl", required=True, type=Path, help="directory of THUOCL_*.txt files")
+    ap.add_argument("--jieba-dict", type=Path, help="jieba dictionary file (default: the installed jieba's dict.txt)")
+    ap.add_argument("--people", type=Path, action="append", default=[],
+                    help="a further person list, one name a line (repeatable)")
+    ap.add_argument("--people-top", type=int, default=0,
+                    help="take only the first N entries of each person list (0: all)")
     ap.add_argument("--out", type=Path, default=bundled("x").parent, help="where the lists go")
     args = ap.parse_args(argv)
-    known, not_names = build(args.thuocl)
+    known, not_names, context = build(args.jieba_dict, args.people, args.people_top)
     _write(args.out / "known_names.txt", _HEADER_KNOWN, known)
     _write(args.out / "not_names.txt", _HEADER_NOT, not_names)
-    print(f"known names: {len(known)}, not names: {len(not_names)} -> {args.out}")
+    _write(args.out / "context_names.txt", _HEADER_CONTEXT, context)
+    print(f"known names: {len(known)}, not names: {len(not_names)}, context names: {len(context)}"
+          f" -> {args.out}")
     return 0
 
 

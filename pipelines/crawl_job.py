@@ -193,8 +193,8 @@ def run_discovery(output: str | Path, cfg: WukongConfig, *, queries: list[str] |
     init_ray(cfg.ray)
     parallel = ccfg.parallel_partitions or cluster_cpus()
     domains = ccfg.allowed_domains or _hosts(start_urls + ([search_url] if search_url else []))
-    rules = ExtractRules(min_side=cfg.filter.image.min_side, max_aspect_ratio=cfg.filter.image.max_aspect_ratio,
-                         max_caption_chars=ccfg.max_caption_chars)
+    rules = ExtractRules.from_config(ccfg, min_side=cfg.filter.image.min_side,
+                                     max_aspect_ratio=cfg.filter.image.max_aspect_ratio)
     inputs = {"queries": queries, "search_url": search_url, "start_urls": start_urls}
     plan = _plan(disc_dir, inputs, ccfg, parallel)
     at_once = max(1, min(parallel, len(plan)))

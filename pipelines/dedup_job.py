@@ -50,7 +50,7 @@ DECISIONS = "decisions"
 WORK_DIR = "_work"
 LEGACY_DECISIONS = "decisions.parquet"
 # Bump when work files change meaning, so a rerun never resumes from files of another version.
-WORK_VERSION = 1
+WORK_VERSION = 2
 
 
 # --- Near search (dedup-tables) -------------------------------------------------------------------
@@ -174,11 +174,11 @@ def earlier_overlaps(stats: list[dict]) -> dict[int, list[str]]:
     ranges = sorted((s["key_min"], s["key_max"], s["partition"]) for s in stats if s["key_min"] is not None)
     out: dict[int, set[int]] = {}
     for i, (lo, hi, p) in enumerate(ranges):
-        for lo2, _, q in ranges[i + 1:]:
-            if lo2 > hi:
-                break
-            later, earlier = max(p, q), min(p, q)
-            out.setdefault(later, set()).add(earlier)
+        j = i + 1  # indexes, not a slice of the tail: that would copy O(P) per range
+        while j < len(ranges) and ranges[j][0] <= hi:
+            q = ranges[j][2]
+            out.setdefault(max(p, q), set()).add(min(p, q))
+            j += 1
     by_p = {s["partition"]: s["path"] for s in stats}
     return {p: [by_p[q] for q in sorted(qs)] for p, qs in out.items()}
 
@@ -190,6 +190,7 @@ def _map_task(work, p, raw_path, kept, exclude, cfg):
     metrics.count(STAGE, "rows", stats["samples"], kind="samples")
     metrics.count(STAGE, "rows", stats["not_kept"], kind="not_kept_by_filter")
     metrics.count(STAGE, "rows", stats["duplicate_key"], kind="duplicate_key")
+    metrics.count(STAGE, "rows", stats["missing_key"], kind="missing_key")
     return stats
 
 
@@ -277,6 +278,8 @@ def run_dedup(raw_dirs, output, cfg: WukongConfig, kept: str | Path | Parts | No
     done = _published(decisions_dir, out / "stats.json", fingerprint)
     if done is not None:
         log.info("dedup: %s already holds this run's decisions", decisions_dir)
+        # A run killed after publishing, before removing its work files, left them behind.
+        shutil.rmtree(out / WORK_DIR, ignore_errors=True)
         return done
     init_ray(cfg.ray)
     t0 = time.perf_counter()
@@ -357,6 +360,8 @@ def _stats(maps: list[dict], written: list[dict], decided: list[dict], kept: Par
     inputs = {"index_files": len(maps),
               "unreadable_index_files": {s["path"]: s["error"] for s in maps if s["error"]},
               "success_rows": sum(s["success"] for s in maps),
+              # Success rows without a key (malformed): left out, since no later stage can name them.
+              "missing_key": sum(s["missing_key"] for s in maps),
               "duplicate_key": sum(s["duplicate_key"] for s in maps)}
     if kept is not None:
         inputs["not_kept_by_filter"] = sum(s["not_kept"] for s in maps)

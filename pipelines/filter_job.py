@@ -57,10 +57,6 @@ STAGE = "filter"
 # The raw shards' sample key: parts record their range of it, so consumers read only the parts
 # that meet a shard. Tables without it (caption lists) get parts without a key range.
 SAMPLE_KEY_COL = shard_parts.KEY_COL
-# (key, count) pairs one `filter-frequency` task reduces at most (16 bytes each: ~128 MB), so its
-# memory stays bounded whatever the input size; more distinct captions mean more reduce tasks.
-KEYS_PER_REDUCER = 8_000_000
-
 # One chain per worker process and configuration: jieba, OpenCC and fastText load once.
 _CHAINS: dict[str, object] = {}
 
@@ -151,8 +147,8 @@ def frequent_bucket(count_files: list[str], bucket: int, buckets: int, max_occur
 
 def _reduce_buckets(fcfg: FilterConfig, distinct_keys: int) -> int:
     """A power of two: at least the configured reducers (or one per CPU), and enough that no
-    reducer holds more than KEYS_PER_REDUCER pairs."""
-    wanted = max(fcfg.frequency_reducers or cluster_cpus(), math.ceil(distinct_keys / KEYS_PER_REDUCER))
+    reducer holds more than `keys_per_reducer` pairs."""
+    wanted = max(fcfg.frequency_reducers or cluster_cpus(), math.ceil(distinct_keys / max(1, fcfg.keys_per_reducer)))
     return 1 << max(0, wanted - 1).bit_length()
 
 

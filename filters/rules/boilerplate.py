@@ -4,7 +4,10 @@ Boilerplate comes in families, not as a fixed list: generic image words, quality
 'more' actions, attributions and takedown notes, page chrome and file names combine freely
 ('高清大图', '图片详情', '更多图片', '图片来自网络，侵删', 'IMG_2041.JPG'). A caption is boilerplate
 when its skeleton splits entirely into words of those families (a word-break over the vocabulary,
-digits allowed as words), or is one of the listed site phrases.
+digits allowed as words), or is one of the listed site phrases. Page chrome comes as sentences,
+too: calls to scan, follow or download and notices of copyright and reprint terms
+(filters/data/boilerplate_chrome.txt) make a caption boilerplate when they open it, and are cut
+with what follows when they come after punctuation.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ _SPACES = frozenset(" \t\u3000")
 # A file extension ending a caption ('黄山日出.jpg'): cut, so a file name's stem is judged alone.
 _FILE_EXT_RE = re.compile(r"\.(?:jpe?g|png|gif|webp|bmp|tiff?|heic|svg)$", re.I)
 _DIGITS = frozenset("0123456789")
+# Characters after which a chrome sentence starts a new segment (it is cut, not left inside).
+_BOUNDARY = frozenset(" \t\u3000|｜_·•»>…,，。!！?？:：;；、/\\-–—~～()（）[]【】「」『』《》\"'“”‘’")
+# A 'more ...' teaser before a call ('更多猛料！欢迎扫描…', '了解更多，请下载客户端'), on the skeleton.
+_TEASER_RE = re.compile(r"^(?:了解|查看|获取|阅读|看)?更多\w{0,4}?(?:请|欢迎|敬请|记得|可以)?$")
 
 
 class Boilerplate(TextRule):
@@ -43,6 +50,9 @@ class Boilerplate(TextRule):
         self.first_chars = frozenset(w[0] for w in self.vocab) | _DIGITS
         self.credits = frozenset(skeleton(norm(w)) for w in cfg.boilerplate_credit_labels)
         self.min_affix = cfg.boilerplate_affix_min_chars
+        chrome = load_lines(cfg.boilerplate_chrome_file, "boilerplate_chrome.txt")
+        self.chrome_re = re.compile("|".join(f"(?:{p})" for p in chrome)) if chrome else None
+        self.chrome_min_core = cfg.boilerplate_chrome_min_core
         # Longest first, so '点击查看源网页' is cut before '查看源网页'.
         self.affixes = tuple(sorted((p for p in forms if len(skeleton(p)) >= self.min_affix),
                                     key=len, reverse=True))
@@ -118,15 +128,34 @@ class Boilerplate(TextRule):
             out.append(segs[k])
         return "".join(out).strip(_EDGE_CHARS)
 
+    def _chrome(self, text: str) -> str | None:
+        """None where the caption is page chrome as a whole; else the caption less a chrome
+        sentence after punctuation (and what follows it), or the caption unchanged."""
+        if self.chrome_re is None:
+            return text
+        for m in self.chrome_re.finditer(text):
+            head = text[:m.start()].strip(_EDGE_CHARS)
+            head_skel = skeleton(head)
+            if (len(head_skel) < self.chrome_min_core or self.only_boilerplate(head_skel)
+                    or _TEASER_RE.match(head_skel)):
+                return None
+            if m.start() == 0 or text[m.start() - 1] in _BOUNDARY:
+                return head
+        return text
+
     def __call__(self, s: Sample) -> None:
         text = s.text
         skel = s.skeleton()
         if skel in self.skeletons or self.only_boilerplate(skel):
             s.drop(reasons.BOILERPLATE, text)
             return
-        stripped = text.strip(_EDGE_CHARS)
+        unchromed = self._chrome(text)
+        if unchromed is None:
+            s.drop(reasons.BOILERPLATE, text)
+            return
+        stripped = unchromed.strip(_EDGE_CHARS)
         core = self._cut_segments(self._cut_affixes(stripped))
-        if core == stripped:
+        if core == text.strip(_EDGE_CHARS):
             return
         core_skel = skeleton(core)
         # What is left without a Chinese word is no caption either ('联系我们 a@b.cn').

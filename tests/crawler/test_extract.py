@@ -278,3 +278,14 @@ def test_pagination_links_are_told_apart():
     assert page.pagination == ["http://site.example/news/2024/list_2.html", "http://site.example/news/2024/list_3.html",
                                "http://site.example/news/2024/list_9.html", "http://site.example/more?x=1"]
     assert set(page.pagination) <= set(page.links)
+
+
+def test_extract_rules_come_from_the_crawl_config():
+    from crawler.config import CrawlConfig
+    from crawler.extract import ExtractRules
+
+    assert ExtractRules.from_config(CrawlConfig()) == ExtractRules()
+    rules = ExtractRules.from_config(CrawlConfig(caption_levels=1, plain_caption_max_chars=9, min_body_chars=50,
+                                                 og_image_pairs=True), min_side=200)
+    assert (rules.caption_rules().levels, rules.caption_rules().plain_max_chars) == (1, 9)
+    assert rules.body_rules().min_body_chars == 50 and rules.og_pairs and rules.min_side == 200

@@ -276,3 +276,30 @@ def test_well_known_people_masked_and_name_like_things_not():
     s, _ = run(list(names) + things)
     assert [x.text for x in s[:len(names)]] == list(names.values())
     assert not any("<人名>" in x.text for x in s[len(names):]), [x.text for x in s[len(names):]]
+
+
+def test_page_chrome_sentences_are_boilerplate_or_cut():
+    """Calls to scan, follow or download and copyright or reprint notices are boilerplate when they
+    open a caption (whatever follows), cut when they follow punctuation, and left alone where the
+    words merely occur (a question, a scanning microscope, a shop that takes orders by scan)."""
+    drop = ["扫码关注我们的公众号，每天更新壁纸", "免责声明：图片仅供展示，不构成推荐",
+            "版权归摄影师本人所有，转载请联系授权", "长按识别二维码下载客户端", "更多精彩，欢迎关注官方微博"]
+    keep = {"秋日银杏大道。转载请注明出处": "秋日银杏大道", "公众号运营海报设计": "公众号运营海报设计",
+            "扫描电子显微镜下的花粉": "扫描电子显微镜下的花粉", "官方最新声明：景区恢复开放": "官方最新声明：景区恢复开放",
+            "微信扫码点餐的小店": "微信扫码点餐的小店"}
+    s, _ = run(drop + list(keep))
+    assert [x.reason for x in s[:len(drop)]] == [reasons.BOILERPLATE] * len(drop)
+    assert [(x.reason, x.text) for x in s[len(drop):]] == [(None, v) for v in keep.values()]
+
+
+def test_transliterated_names_need_a_person_word_beside_them():
+    """Name parts such as 凯西, 保罗, 特朗普 (also company or place syllables) are masked beside a title,
+    a person verb, a '·' or another name, and a name masked once is masked wherever it repeats;
+    without such context, or inside a place or a game, they stay."""
+    masked = {"美国总统特朗普访华": "美国总统<人名>访华", "保罗·沃克的遗作": "<人名>·<人名>的遗作",
+              "哈登和库里表示会夺冠": "<人名>和<人名>表示会夺冠", "教练凯西表示满意": "教练<人名>表示满意",
+              "姚明说，姚明的球衣": "<人名>说，<人名>的球衣", "王建国：家乡的秋天": "<人名>：家乡的秋天"}
+    kept = ["特斯拉新车发布", "罗斯福路夜景", "俄罗斯方块游戏截图", "陆委会：两岸交流", "这款阿斯顿马丁颜值爆棚"]
+    s, _ = run(list(masked) + kept)
+    assert [x.text for x in s[:len(masked)]] == list(masked.values())
+    assert [x.text for x in s[len(masked):]] == kept

@@ -31,6 +31,28 @@ def test_earlier_overlaps_names_the_earlier_raw_indexes_sharing_keys():
     assert earlier_overlaps(stats[:2]) == {}
 
 
+def test_earlier_overlaps_equals_every_pair_compared():
+    """Against the quadratic definition on random ranges (many overlapping, many nested); and
+    100k disjoint ranges (raw shards of a 1B-row run) give nothing, in one pass over them."""
+    import random
+
+    from pipelines.dedup_job import earlier_overlaps
+
+    rng = random.Random(7)
+    for _ in range(20):
+        bounds = [sorted(f"{rng.randrange(1000):04d}" for _ in range(2)) for _ in range(rng.randrange(1, 60))]
+        stats = [{"partition": p, "path": f"r{p}", "key_min": lo, "key_max": hi} for p, (lo, hi) in enumerate(bounds)]
+        want: dict[int, list[str]] = {}
+        for p, (lo, hi) in enumerate(bounds):
+            earlier = [f"r{q}" for q, (lo2, hi2) in enumerate(bounds[:p]) if not (hi2 < lo or lo2 > hi)]
+            if earlier:
+                want[p] = earlier
+        assert earlier_overlaps(stats) == want
+    disjoint = [{"partition": p, "path": f"r{p}", "key_min": f"{p:06d}000000", "key_max": f"{p:06d}009999"}
+                for p in range(100_000)]
+    assert earlier_overlaps(disjoint) == {}
+
+
 def test_resolve_kept_accepts_filter_dir_kept_dir_and_legacy_file(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench.proctree import tree_pss  # noqa: E402
-from synth import write_synthetic  # noqa: E402
+from synthetic_outputs import write_synthetic  # noqa: E402
 
 
 def _hwm(pid: int) -> int:

@@ -18,7 +18,7 @@ from shards.format import iter_tar_samples
 from shards.sources import member_offsets
 from shards.splits import assign_splits
 from shards.writer import DIGEST_META
-from synth import write_synthetic
+from synthetic_outputs import write_synthetic
 
 N = 700
 PER_RAW = 100          # 7 raw shards
