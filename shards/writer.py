@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,11 @@ def shard_is_done(tar: Path, index: Path, digest: str) -> bool:
     return meta.get(DIGEST_META, b"").decode() == digest
 
 
+# A raw sample's members are written in sorted order (jpg, json, txt), so its JSON starts at most
+# one block of padding plus one header after the JPEG ends: both come in one read.
+_JSON_AFTER_JPEG_MAX = 2 * tarfile.BLOCKSIZE
+
+
 class _Sources:
     """Open raw tars once per shard; read members by offset."""
 
@@ -65,10 +71,24 @@ class _Sources:
         fd = self._fds.get(path)
         if fd is None:
             fd = self._fds[path] = os.open(path, os.O_RDONLY)
+            # Reads here are scattered over many tars: the kernel's readahead would fetch (and
+            # cache, evicting others) up to 128 KiB around each few-KB member.
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
         data = os.pread(fd, size, offset)
         if len(data) != size:
             raise OSError(f"{path}: short read at {offset} ({len(data)} of {size} bytes)")
         return data
+
+    def read_sample(self, row: dict) -> tuple[bytes, bytes | None]:
+        """The JPEG and raw JSON of a plan row, in one read when they are neighbours."""
+        jpg_off, jpg_len, json_off, json_len = row["jpg_off"], row["jpg_len"], row["json_off"], row["json_len"]
+        if json_off < 0:
+            return self.read(row["tar"], jpg_off, jpg_len), None
+        gap = json_off - (jpg_off + jpg_len)
+        if 0 <= gap <= _JSON_AFTER_JPEG_MAX:
+            span = self.read(row["tar"], jpg_off, json_off + json_len - jpg_off)
+            return span[:jpg_len], span[json_off - jpg_off:]
+        return self.read(row["tar"], jpg_off, jpg_len), self.read(row["tar"], json_off, json_len)
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -99,8 +119,7 @@ def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], di
     try:
         with AtomicTarWriter(tar_path) as tar:
             for row in rows:
-                jpg = sources.read(row["tar"], row["jpg_off"], row["jpg_len"])
-                raw_meta = sources.read(row["tar"], row["json_off"], row["json_len"]) if row["json_off"] >= 0 else None
+                jpg, raw_meta = sources.read_sample(row)
                 tar.write_sample(row["key"], {IMAGE_EXT: jpg, TEXT_EXT: row["caption"].encode("utf-8"),
                                               META_EXT: _meta(raw_meta, row, split)})
                 records.append({**{f.name: row.get(f.name) for f in FINAL_INDEX_SCHEMA}, "split": split,
