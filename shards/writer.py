@@ -12,9 +12,12 @@ and carries the rows' digest, so a rerun recognises a finished shard and skips i
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import tarfile
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +112,33 @@ def _meta(raw: bytes | None, row: dict, split: str) -> bytes:
     return json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
-def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], digest: str) -> dict:
+def read_in_order(sources: _Sources, rows: list[dict], threads: int, batch: int):
+    """(row, jpg, raw json) for `rows` in order. Reads run on `threads` threads (pread releases
+    the GIL), `batch` rows per job and two jobs per thread in flight, so the disk works on many
+    reads while the tar is written, and a job's hand-off is paid once per `batch` rows."""
+    if threads <= 1:
+        for row in rows:
+            yield (row, *sources.read_sample(row))
+        return
+
+    def read_batch(chunk):
+        return [sources.read_sample(r) for r in chunk]
+
+    chunks = (rows[i:i + batch] for i in range(0, len(rows), batch))
+    with ThreadPoolExecutor(threads, thread_name_prefix="shards-read") as pool:
+        pending = deque((c, pool.submit(read_batch, c)) for c in itertools.islice(chunks, 2 * threads))
+        while pending:
+            chunk, fut = pending.popleft()
+            data = fut.result()
+            nxt = next(chunks, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(read_batch, nxt)))
+            for row, (jpg, raw_meta) in zip(chunk, data):
+                yield row, jpg, raw_meta
+
+
+def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], digest: str,
+                read_threads: int = 1, read_batch: int = 1) -> dict:
     """Write the shard of `rows` (plan rows, in order). Returns its counts."""
     tar_path, index_path = Path(tar_path), Path(index_path)
     if shard_is_done(tar_path, index_path, digest):
@@ -118,8 +147,7 @@ def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], di
     records = []
     try:
         with AtomicTarWriter(tar_path) as tar:
-            for row in rows:
-                jpg, raw_meta = sources.read_sample(row)
+            for row, jpg, raw_meta in read_in_order(sources, rows, read_threads, read_batch):
                 tar.write_sample(row["key"], {IMAGE_EXT: jpg, TEXT_EXT: row["caption"].encode("utf-8"),
                                               META_EXT: _meta(raw_meta, row, split)})
                 records.append({**{f.name: row.get(f.name) for f in FINAL_INDEX_SCHEMA}, "split": split,
@@ -154,9 +182,9 @@ def shard_rows(pieces: list[str], seed: int, split_index: int, shard: int) -> tu
 
 
 def write_final_shard(tar_path: str, index_path: str, split: str, split_index: int, shard: int,
-                      pieces: list[str], seed: int) -> dict:
+                      pieces: list[str], seed: int, read_threads: int = 1, read_batch: int = 1) -> dict:
     """Gather, order and write one final shard from its pieces; skipped when already written
     from the same rows. Returns its counts."""
     rows, repeated = shard_rows(pieces, seed, split_index, shard)
-    result = write_shard(tar_path, index_path, split, rows, plan_digest(split, rows))
+    result = write_shard(tar_path, index_path, split, rows, plan_digest(split, rows), read_threads, read_batch)
     return {**result, "split": split, "shard": shard, "duplicate_key": repeated}

@@ -8,7 +8,7 @@ import pytest
 
 from shards.format import AtomicTarWriter
 from shards.sources import member_offsets
-from shards.writer import _Sources
+from shards.writer import _Sources, read_in_order
 
 
 @pytest.mark.parametrize("jpg_len", [1, 511, 512, 513, 5000])
@@ -34,5 +34,41 @@ def test_read_sample_returns_the_members_bytes(tmp_path, jpg_len, order):
             row = {"tar": str(tar), "jpg_off": jo, "jpg_len": jl, "json_off": mo, "json_len": ml}
             assert sources.read_sample(row) == (members["jpg"], members["json"])
             assert sources.read_sample({**row, "json_off": -1, "json_len": -1}) == (members["jpg"], None)
+    finally:
+        sources.close()
+
+
+def _raw_tar(tmp_path, n: int):
+    tar = tmp_path / "raw.tar"
+    with AtomicTarWriter(tar) as w:
+        for i in range(n):
+            w.write_sample(f"000{i:09d}", {"jpg": i.to_bytes(4, "big") * (i % 300 + 1), "json": b'{"i": %d}' % i,
+                                           "txt": b"x"})
+    offsets, _ = member_offsets(str(tar))
+    return [{"key": k, "tar": str(tar), "jpg_off": m["jpg"][0], "jpg_len": m["jpg"][1],
+             "json_off": m["json"][0], "json_len": m["json"][1]} for k, m in offsets.items()]
+
+
+@pytest.mark.parametrize("threads,batch", [(1, 1), (4, 1), (3, 7), (16, 16)])
+def test_parallel_reads_come_back_in_row_order(tmp_path, threads, batch):
+    rows = _raw_tar(tmp_path, 500)
+    rows = rows[::-1][:250] + rows[250:]  # not in file order
+    sources = _Sources()
+    try:
+        got = [(r["key"], jpg, meta) for r, jpg, meta in read_in_order(sources, rows, threads, batch)]
+    finally:
+        sources.close()
+    want = [(r["key"], int(r["key"][3:]).to_bytes(4, "big") * (int(r["key"][3:]) % 300 + 1),
+             b'{"i": %d}' % int(r["key"][3:])) for r in rows]
+    assert got == want
+
+
+def test_a_failed_read_stops_the_shard_with_its_error(tmp_path):
+    rows = _raw_tar(tmp_path, 100)
+    rows[37] = {**rows[37], "jpg_off": 10 ** 9}  # past the end: a short read
+    sources = _Sources()
+    try:
+        with pytest.raises(OSError, match="short read"):
+            list(read_in_order(sources, rows, 8, 4))
     finally:
         sources.close()
