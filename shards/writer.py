@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards.atomic import write_parquet_atomic
+from shards.atomic import drop_from_page_cache, write_parquet_atomic
 from shards.exchange import read_table
 from shards.format import IMAGE_EXT, META_EXT, TEXT_EXT, AtomicTarWriter, phash_to_hex
 
@@ -157,6 +157,7 @@ def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], di
     table = pa.Table.from_pylist(records, schema=FINAL_INDEX_SCHEMA)
     table = table.replace_schema_metadata({DIGEST_META: digest.encode()})
     write_parquet_atomic(index_path, table)
+    drop_from_page_cache(tar_path)
     return {"samples": len(records), "skipped": False, "bytes": tar_path.stat().st_size}
 
 
