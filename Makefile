@@ -22,8 +22,8 @@ export PYTHONUNBUFFERED := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help install test test-slow test-all demo crawl download filter dedup shards pretrain eval \
-        bench bench-ingest bench-crawl bench-filters bench-filter-stage bench-dedup bench-train dashboard dashboard-stop \
-        dashboard-status config-doc clean
+        bench bench-ingest bench-crawl bench-filters bench-filter-stage bench-dedup bench-train bench-scale dashboard \
+        dashboard-stop dashboard-status config-doc clean
 
 help:
 	@echo "make demo       the whole pipeline on the bundled demo web (crawl, filter, dedup, shards, pretrain, eval)"
@@ -85,7 +85,7 @@ pretrain: $(STAMP)
 eval: $(STAMP)
 	$(WUKONG) eval retrieval --checkpoint $(OUT)/model/checkpoints/latest.pt --shards $(OUT)/shards/val $(CONFIG_ARGS)
 
-bench: bench-ingest bench-crawl bench-filters bench-filter-stage bench-dedup bench-train
+bench: bench-ingest bench-crawl bench-filters bench-filter-stage bench-dedup bench-train bench-scale
 
 bench-ingest: $(STAMP)
 	$(PY) bench/ingest.py
@@ -99,6 +99,15 @@ bench-dedup: $(STAMP)
 	$(PY) bench/dedup.py
 bench-train: $(STAMP)
 	$(PY) bench/train.py
+
+# filter -> dedup -> shards on synthetic raw shards at each size, then the growth between the first
+# two sizes (docs/scale.md). SCALE_CLUSTER=1 attaches every stage to a two-node local Ray cluster.
+# Disk: ~6.5 KB a sample while a size runs (raw + final shards), ~60 GB at 10M.
+SCALE_SAMPLES ?= 1000000 10000000
+SCALE_CLUSTER ?=
+bench-scale: $(STAMP)
+	for n in $(SCALE_SAMPLES); do $(PY) bench/scale.py --samples $$n $(if $(SCALE_CLUSTER),--cluster) || exit 1; done
+	$(if $(word 2,$(SCALE_SAMPLES)),$(PY) bench/scale.py --compare $(wordlist 1,2,$(SCALE_SAMPLES)) $(if $(SCALE_CLUSTER),--cluster))
 
 # Starts Prometheus beside the head when the `prometheus` program is installed; GRAFANA_HOST=URL
 # puts that Grafana in the dashboard's Metrics tab. Stop ends exactly the processes recorded at start.

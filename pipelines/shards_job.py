@@ -60,8 +60,8 @@ def _gather_task(*args) -> dict:
     return result
 
 
-def _write_task(tar_path, index_path, split, split_index, shard, pieces, seed) -> dict:
-    result = write_final_shard(tar_path, index_path, split, split_index, shard, pieces, seed)
+def _write_task(tar_path, index_path, split, split_index, shard, pieces, seed, read_threads, read_batch) -> dict:
+    result = write_final_shard(tar_path, index_path, split, split_index, shard, pieces, seed, read_threads, read_batch)
     if result["skipped"]:
         metrics.count(STAGE, "shards_skipped", 1, split=split)
     else:
@@ -143,12 +143,13 @@ def _gather_calls(summary: PlanSummary, plan_dir: Path, gather_dir: Path, sps: i
         yield (g, plan_files, [int(o) for o in offsets[:, g]], sps, str(gather_dir / f"{g:05d}"), fp)
 
 
-def _write_calls(out: Path, shard_counts: list[int], pieces: ShardPieces, gather_dir: Path, seed: int):
+def _write_calls(out: Path, shard_counts: list[int], pieces: ShardPieces, gather_dir: Path, sc):
     for s, split in enumerate(SPLITS):
         for i in range(shard_counts[s]):
             name = f"{i:06d}"
             paths = [str(gather_dir / f"{g:05d}" / piece_name(split, i)) for g in pieces.of(s, i)]
-            yield (str(out / split / f"{name}.tar"), str(out / split / f"{name}.parquet"), split, s, i, paths, seed)
+            yield (str(out / split / f"{name}.tar"), str(out / split / f"{name}.parquet"), split, s, i, paths,
+                   sc.seed, sc.read_threads, sc.read_batch)
 
 
 def run_shards(raw_dirs, output, cfg: WukongConfig, filter_dir=None, dedup_dir=None) -> dict:
@@ -211,7 +212,7 @@ def run_shards(raw_dirs, output, cfg: WukongConfig, filter_dir=None, dedup_dir=N
         written["bytes"] += r["bytes"]
 
     write = ray.remote(_write_task).options(name="shards-write", max_retries=2)
-    _map_bounded(write, _write_calls(out, shard_counts, pieces, gather_dir, sc.seed), limit, consume)
+    _map_bounded(write, _write_calls(out, shard_counts, pieces, gather_dir, sc), limit, consume)
     t_write = time.perf_counter()
 
     splits = {}

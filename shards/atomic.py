@@ -71,3 +71,17 @@ def remove_stale_temporaries(directory: str | Path) -> int:
         p.unlink(missing_ok=True)
         n += 1
     return n
+
+
+def drop_from_page_cache(path: str | Path) -> None:
+    """Let the kernel drop a written (fsynced) file's cached pages now. For outputs this run never
+    reads again: left cached they would evict inputs still to be read (the raw tars, read again
+    by offset when final shards are written)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)

@@ -136,6 +136,9 @@ def member_offsets(tar_path: str) -> tuple[dict[str, dict[str, tuple[int, int]]]
             if size == 0:
                 return {}, "ReadError: empty file"
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                # The scan touches a header every few KB: ask for the whole file at once, not page
+                # fault by page fault (cold: 221 against 173 MB/s of scanning).
+                mm.madvise(mmap.MADV_WILLNEED)
                 try:
                     members, error = _scan_ustar(mm)
                 except _NeedsTarfile:

@@ -12,15 +12,19 @@ and carries the rows' digest, so a rerun recognises a finished shard and skips i
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
+import tarfile
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards.atomic import write_parquet_atomic
+from shards.atomic import drop_from_page_cache, write_parquet_atomic
 from shards.exchange import read_table
 from shards.format import IMAGE_EXT, META_EXT, TEXT_EXT, AtomicTarWriter, phash_to_hex
 
@@ -55,6 +59,11 @@ def shard_is_done(tar: Path, index: Path, digest: str) -> bool:
     return meta.get(DIGEST_META, b"").decode() == digest
 
 
+# A raw sample's members are written in sorted order (jpg, json, txt), so its JSON starts at most
+# one block of padding plus one header after the JPEG ends: both come in one read.
+_JSON_AFTER_JPEG_MAX = 2 * tarfile.BLOCKSIZE
+
+
 class _Sources:
     """Open raw tars once per shard; read members by offset."""
 
@@ -65,10 +74,24 @@ class _Sources:
         fd = self._fds.get(path)
         if fd is None:
             fd = self._fds[path] = os.open(path, os.O_RDONLY)
+            # Reads here are scattered over many tars: the kernel's readahead would fetch (and
+            # cache, evicting others) up to 128 KiB around each few-KB member.
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
         data = os.pread(fd, size, offset)
         if len(data) != size:
             raise OSError(f"{path}: short read at {offset} ({len(data)} of {size} bytes)")
         return data
+
+    def read_sample(self, row: dict) -> tuple[bytes, bytes | None]:
+        """The JPEG and raw JSON of a plan row, in one read when they are neighbours."""
+        jpg_off, jpg_len, json_off, json_len = row["jpg_off"], row["jpg_len"], row["json_off"], row["json_len"]
+        if json_off < 0:
+            return self.read(row["tar"], jpg_off, jpg_len), None
+        gap = json_off - (jpg_off + jpg_len)
+        if 0 <= gap <= _JSON_AFTER_JPEG_MAX:
+            span = self.read(row["tar"], jpg_off, json_off + json_len - jpg_off)
+            return span[:jpg_len], span[json_off - jpg_off:]
+        return self.read(row["tar"], jpg_off, jpg_len), self.read(row["tar"], json_off, json_len)
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -89,7 +112,33 @@ def _meta(raw: bytes | None, row: dict, split: str) -> bytes:
     return json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
-def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], digest: str) -> dict:
+def read_in_order(sources: _Sources, rows: list[dict], threads: int, batch: int):
+    """(row, jpg, raw json) for `rows` in order. Reads run on `threads` threads (pread releases
+    the GIL), `batch` rows per job and two jobs per thread in flight, so the disk works on many
+    reads while the tar is written, and a job's hand-off is paid once per `batch` rows."""
+    if threads <= 1:
+        for row in rows:
+            yield (row, *sources.read_sample(row))
+        return
+
+    def read_batch(chunk):
+        return [sources.read_sample(r) for r in chunk]
+
+    chunks = (rows[i:i + batch] for i in range(0, len(rows), batch))
+    with ThreadPoolExecutor(threads, thread_name_prefix="shards-read") as pool:
+        pending = deque((c, pool.submit(read_batch, c)) for c in itertools.islice(chunks, 2 * threads))
+        while pending:
+            chunk, fut = pending.popleft()
+            data = fut.result()
+            nxt = next(chunks, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(read_batch, nxt)))
+            for row, (jpg, raw_meta) in zip(chunk, data):
+                yield row, jpg, raw_meta
+
+
+def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], digest: str,
+                read_threads: int = 1, read_batch: int = 1) -> dict:
     """Write the shard of `rows` (plan rows, in order). Returns its counts."""
     tar_path, index_path = Path(tar_path), Path(index_path)
     if shard_is_done(tar_path, index_path, digest):
@@ -98,9 +147,7 @@ def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], di
     records = []
     try:
         with AtomicTarWriter(tar_path) as tar:
-            for row in rows:
-                jpg = sources.read(row["tar"], row["jpg_off"], row["jpg_len"])
-                raw_meta = sources.read(row["tar"], row["json_off"], row["json_len"]) if row["json_off"] >= 0 else None
+            for row, jpg, raw_meta in read_in_order(sources, rows, read_threads, read_batch):
                 tar.write_sample(row["key"], {IMAGE_EXT: jpg, TEXT_EXT: row["caption"].encode("utf-8"),
                                               META_EXT: _meta(raw_meta, row, split)})
                 records.append({**{f.name: row.get(f.name) for f in FINAL_INDEX_SCHEMA}, "split": split,
@@ -110,6 +157,7 @@ def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], di
     table = pa.Table.from_pylist(records, schema=FINAL_INDEX_SCHEMA)
     table = table.replace_schema_metadata({DIGEST_META: digest.encode()})
     write_parquet_atomic(index_path, table)
+    drop_from_page_cache(tar_path)
     return {"samples": len(records), "skipped": False, "bytes": tar_path.stat().st_size}
 
 
@@ -135,9 +183,9 @@ def shard_rows(pieces: list[str], seed: int, split_index: int, shard: int) -> tu
 
 
 def write_final_shard(tar_path: str, index_path: str, split: str, split_index: int, shard: int,
-                      pieces: list[str], seed: int) -> dict:
+                      pieces: list[str], seed: int, read_threads: int = 1, read_batch: int = 1) -> dict:
     """Gather, order and write one final shard from its pieces; skipped when already written
     from the same rows. Returns its counts."""
     rows, repeated = shard_rows(pieces, seed, split_index, shard)
-    result = write_shard(tar_path, index_path, split, rows, plan_digest(split, rows))
+    result = write_shard(tar_path, index_path, split, rows, plan_digest(split, rows), read_threads, read_batch)
     return {**result, "split": split, "shard": shard, "duplicate_key": repeated}

@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD RAY_AUTH_MODE=disabled .venv/bin/python tests/shards/measure.py --samples 100000 \
         --data /tmp/shards-synth [--code DIR]   # DIR: another checkout to run instead (a reference)
 
-Writes the synthetic inputs once per size (`synth.py`, both layouts), runs the command in a
+Writes the synthetic inputs once per size (`synthetic_outputs.py`, both layouts), runs the command in a
 subprocess (in the checkout it measures, so `-m` imports that code) and samples it from this process every 0.2 s: the driver's VmHWM and the PSS of its
 process tree (Ray's daemons and workers included, this process excluded).
 """
