@@ -104,6 +104,13 @@ _ADMIN_SUFFIXES = ("市", "县", "区", "郡")
 _OLD_PLACE_ENDINGS = frozenset("陵郡阳州")
 # The longest entry of a person list taken (past four characters only entries with no common word).
 MAX_LISTED = 7
+# A name dictionary entry (HanLP's 人名词典) whose given character is no given-name character is a
+# name only where the dictionary met it this often ('吕布' 16, '吴尊' 39; '丁螺' 1, '万寿' 22 out
+# by other gates).
+MIN_DICT_FREQ_ODD = 10
+# Entries of a name dictionary that are a role or a form of address, not a name ('刘先生', '吴大妈').
+_ADDRESS_ENDINGS = ("先生", "小姐", "女士", "老师", "警官", "律师", "经理", "医生", "主任", "同学",
+                    "大妈", "大爷", "大姐", "阿姨", "夫人", "太太", "婆婆", "总理", "老板", "师傅")
 # Transliteration syllables (斯, 尔, 特, 德, 朗...): characters of jieba's nrt entries; one seen at
 # least this often there counts.
 _SYLLABLE_MIN = 40
@@ -237,6 +244,29 @@ class _Checks:
         # no given-name character makes a name only where jieba met it as one very often ('曹操').
         return w[1] in self.given or not tag.startswith("nr") or self.freq.get(w, 0) >= FAMOUS_FREQ
 
+    def dict_person(self, w: str, f: int, tag: str, entries: dict[str, int]) -> bool:
+        """An nr entry of a name dictionary (HanLP's 人名词典: name, tag, count) taken as a known
+        name: 2-4 Han characters, surname first and shaped like a name (person()), never a word
+        jieba knows under another tag ('华侨城' ns, '屈原' n 841), no '某' ('孙某某'), no form of
+        address ('刘先生'), not a name glued to the verb after it (its head is an entry met more
+        often: '吴京笑' beside '吴京'); a given character that no given-name list holds only where
+        the dictionary met the entry often ('吕布')."""
+        if tag != "nr" or not (2 <= len(w) <= 4 and _HAN_ONLY.match(w)) or w in self.whitelist:
+            return False
+        if "某" in w or w.endswith(_ADDRESS_ENDINGS) or _time_word(w, self.tags):
+            return False
+        jtag = self.tags.get(w)
+        if jtag is not None and not jtag.startswith("nr"):
+            return False
+        if entries.get(w[:-1], 0) > f:
+            return False
+        sur = starts_with_surname(w, self.single, self.compound)
+        given = w[len(sur):]
+        if sur and len(given) == 1 and given not in self.given:
+            # person() would refuse it; a name the dictionary met often stands ('吕布', '吴尊').
+            return f >= MIN_DICT_FREQ_ODD and w[-1] not in self.endings and not self.holds_common_word(w)
+        return self.person(w)
+
     def transliterated(self, w: str) -> bool:
         """A transliterated name part: no place (ns elsewhere, a place ending), no common word."""
         if not (2 <= len(w) <= 6 and _HAN_ONLY.match(w)) or w in self.whitelist:
@@ -258,8 +288,20 @@ class _Checks:
             starts_with_surname(w, self.single, self.compound))
 
 
+def read_name_dict(path: Path) -> list[tuple[str, str, int]]:
+    """(name, tag, count) of a HanLP-style dictionary (name, then tag and count pairs, a line);
+    the first tag counts."""
+    out = []
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].isdigit():
+            out.append((parts[0], parts[1], int(parts[2])))
+    return out
+
+
 def build(jieba_dict: Path | None = None, people: list[Path] | None = None, people_top: int = 0,
-          foreign: list[Path] | None = None) -> tuple[list[str], list[str], list[str]]:
+          foreign: list[Path] | None = None,
+          name_dicts: list[Path] | None = None) -> tuple[list[str], list[str], list[str]]:
     """(known names, not names, context names) from jieba's dictionary, any person lists and any
     lists of transliterated name parts (`foreign`, one a line)."""
     if jieba_dict is None:
@@ -285,6 +327,10 @@ def build(jieba_dict: Path | None = None, people: list[Path] | None = None, peop
         known.update(w for w in read_people(path, people_top) if c.listed_person(w))
     for path in foreign or []:
         context.update(w for w in read_people(path) if c.foreign_part(w))
+    for path in name_dicts or []:
+        rows = read_name_dict(path)
+        counts = {w: f for w, t, f in rows if t == "nr"}
+        known.update(w for w, t, f in rows if c.dict_person(w, f, t, counts))
     # A place or thing named after a person ('毛泽东故居', '鲁迅公园') is about the person: listing it
     # would veto the name inside it.
     persons = known | {w for w, f, t in entries if t.startswith("nr") and len(w) >= 3}
@@ -326,11 +372,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="a further person list, one name a line (repeatable)")
     ap.add_argument("--foreign", type=Path, action="append", default=[],
                     help="a list of transliterated name parts, one a line (repeatable): context names")
+    ap.add_argument("--name-dict", type=Path, action="append", default=[],
+                    help="a HanLP-style name dictionary (name tag count a line; repeatable): known names")
     ap.add_argument("--people-top", type=int, default=0,
                     help="take only the first N entries of each person list (0: all)")
     ap.add_argument("--out", type=Path, default=bundled("x").parent, help="where the lists go")
     args = ap.parse_args(argv)
-    known, not_names, context = build(args.jieba_dict, args.people, args.people_top, args.foreign)
+    known, not_names, context = build(args.jieba_dict, args.people, args.people_top, args.foreign,
+                                     args.name_dict)
     _write(args.out / "known_names.txt", _HEADER_KNOWN, known)
     _write(args.out / "not_names.txt", _HEADER_NOT, not_names)
     _write(args.out / "context_names.txt", _HEADER_CONTEXT, context)
