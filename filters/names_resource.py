@@ -2,9 +2,9 @@
 name-like words that are not names.
 
     .venv/bin/python -m filters.names_resource --people .cache/names_src/THUOCL_lishimingren.head.txt \
-        --foreign .cache/names_src/nrf.txt
+        --foreign .cache/names_src/nrf.txt --name-dict .cache/names_src/hanlp_renming.txt
 
-Three sources, all public and licensed for reuse; nothing else is in the committed lists (but the
+Four sources, all public and licensed for reuse; nothing else is in the committed lists (but the
 hand-kept name_whitelist.txt):
 
 1. **jieba's bundled dictionary** (`dict.txt` inside the jieba 0.42.1 wheel, a dependency of the
@@ -31,6 +31,19 @@ hand-kept name_whitelist.txt):
    also holds places and brands (伦敦, 迪士尼, 保时捷), so its entries only join the context list
    (masked beside a person word), and only where jieba does not file them as a place, organisation
    or brand and they are no frequent ordinary word.
+4. **HanLP's person-name dictionary** (`data/dictionary/custom/人名词典.txt` of github.com/hankcs/HanLP,
+   Apache License 2.0; one `name tag count` a line, tags nr / nrf / nrj, some lines with a second
+   tag and count), the whole file (472,031 characters) as read through the store (`read_file`, 30
+   pages of 16,000 characters) at commit 9495a4da921cedf1a688ea24da274948ee336ea3 and saved
+   unchanged as `.cache/names_src/hanlp_renming.txt` (git-ignored; pass it with --name-dict). It is
+   news-derived and noisy ('刘先生', '吴京笑', '孙某某', '华侨城', '黄金周'), so only its nr entries
+   are read, and an entry joins the known names only as `_Checks.dict_person` says: 2-4 Han
+   characters, no '某', no form of address ('先生', '警官'), no time word, no common word opening it
+   ('黄金' of '黄金周'), nothing jieba files under
+   another tag ('屈原' n, '华侨城' ns), not a name glued to the next word (its head an entry met more
+   often: '吴京' before '吴京笑'), and shaped like a name (`person()`), a one-character given part
+   outside the given-name characters only where the dictionary met it `MIN_DICT_FREQ_ODD` times or
+   more ('吕布', '吴尊'). Its nrf (transliterated) and nrj (Japanese) entries are not used.
 
 What goes where:
 
@@ -248,12 +261,12 @@ class _Checks:
         """An nr entry of a name dictionary (HanLP's 人名词典: name, tag, count) taken as a known
         name: 2-4 Han characters, surname first and shaped like a name (person()), never a word
         jieba knows under another tag ('华侨城' ns, '屈原' n 841), no '某' ('孙某某'), no form of
-        address ('刘先生'), not a name glued to the verb after it (its head is an entry met more
-        often: '吴京笑' beside '吴京'); a given character that no given-name list holds only where
-        the dictionary met the entry often ('吕布')."""
+        address ('刘先生'), no common word opening it ('黄金周'), not a name glued to the verb
+        after it (its head is an entry met more often: '吴京笑' beside '吴京'); a given character
+        that no given-name list holds only where the dictionary met the entry often ('吕布')."""
         if tag != "nr" or not (2 <= len(w) <= 4 and _HAN_ONLY.match(w)) or w in self.whitelist:
             return False
-        if "某" in w or w.endswith(_ADDRESS_ENDINGS) or _time_word(w, self.tags):
+        if "某" in w or w.endswith(_ADDRESS_ENDINGS) or _time_word(w, self.tags) or self.opens_with_word(w):
             return False
         jtag = self.tags.get(w)
         if jtag is not None and not jtag.startswith("nr"):
@@ -344,7 +357,8 @@ _HEADER_KNOWN = """# Well-known people (historical, political, scientific, liter
 # figures, fictional characters), masked wherever they stand as a word. Built by
 # `python -m filters.names_resource` from jieba's bundled dictionary (jieba 0.42.1, MIT licence)
 # and the first 5,134 entries of THUOCL's THUOCL_lishimingren.txt (Tsinghua University NLP lab,
-# MIT licence, github.com/thunlp/THUOCL), filtered as that module says. Do not edit by hand; add names
+# MIT licence, github.com/thunlp/THUOCL) and the nr entries of HanLP's
+# data/dictionary/custom/人名词典.txt (Apache License 2.0), filtered as that module says. Do not edit by hand; add names
 # with filter.text.known_names_extra or your own file (filter.text.known_names_file).
 """
 _HEADER_CONTEXT = """# Transliterated given names and surnames (保罗, 罗斯, 凯西): masked only where a person word stands
