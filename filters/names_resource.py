@@ -2,9 +2,9 @@
 name-like words that are not names.
 
     .venv/bin/python -m filters.names_resource --people .cache/names_src/THUOCL_lishimingren.head.txt \
-        --foreign .cache/names_src/nrf.txt
+        --foreign .cache/names_src/nrf.txt --name-dict .cache/names_src/hanlp_renming.txt
 
-Three sources, all public and licensed for reuse; nothing else is in the committed lists (but the
+Four sources, all public and licensed for reuse; nothing else is in the committed lists (but the
 hand-kept name_whitelist.txt):
 
 1. **jieba's bundled dictionary** (`dict.txt` inside the jieba 0.42.1 wheel, a dependency of the
@@ -31,6 +31,19 @@ hand-kept name_whitelist.txt):
    also holds places and brands (伦敦, 迪士尼, 保时捷), so its entries only join the context list
    (masked beside a person word), and only where jieba does not file them as a place, organisation
    or brand and they are no frequent ordinary word.
+4. **HanLP's person-name dictionary** (`data/dictionary/custom/人名词典.txt` of github.com/hankcs/HanLP,
+   Apache License 2.0; one `name tag count` a line, tags nr / nrf / nrj, some lines with a second
+   tag and count), the whole file (472,031 characters) as read through the store (`read_file`, 30
+   pages of 16,000 characters) at commit 9495a4da921cedf1a688ea24da274948ee336ea3 and saved
+   unchanged as `.cache/names_src/hanlp_renming.txt` (git-ignored; pass it with --name-dict). It is
+   news-derived and noisy ('刘先生', '吴京笑', '孙某某', '华侨城', '黄金周'), so only its nr entries
+   are read, and an entry joins the known names only as `_Checks.dict_person` says: 2-4 Han
+   characters, no '某', no form of address ('先生', '警官'), no time word, no common word opening it
+   ('黄金' of '黄金周'), nothing jieba files under
+   another tag ('屈原' n, '华侨城' ns), not a name glued to the next word (its head an entry met more
+   often: '吴京' before '吴京笑'), and shaped like a name (`person()`), a one-character given part
+   outside the given-name characters only where the dictionary met it `MIN_DICT_FREQ_ODD` times or
+   more ('吕布', '吴尊'). Its nrf (transliterated) and nrj (Japanese) entries are not used.
 
 What goes where:
 
@@ -104,6 +117,13 @@ _ADMIN_SUFFIXES = ("市", "县", "区", "郡")
 _OLD_PLACE_ENDINGS = frozenset("陵郡阳州")
 # The longest entry of a person list taken (past four characters only entries with no common word).
 MAX_LISTED = 7
+# A name dictionary entry (HanLP's 人名词典) whose given character is no given-name character is a
+# name only where the dictionary met it this often ('吕布' 16, '吴尊' 39; '丁螺' 1, '万寿' 22 out
+# by other gates).
+MIN_DICT_FREQ_ODD = 10
+# Entries of a name dictionary that are a role or a form of address, not a name ('刘先生', '吴大妈').
+_ADDRESS_ENDINGS = ("先生", "小姐", "女士", "老师", "警官", "律师", "经理", "医生", "主任", "同学",
+                    "大妈", "大爷", "大姐", "阿姨", "夫人", "太太", "婆婆", "总理", "老板", "师傅")
 # Transliteration syllables (斯, 尔, 特, 德, 朗...): characters of jieba's nrt entries; one seen at
 # least this often there counts.
 _SYLLABLE_MIN = 40
@@ -237,6 +257,29 @@ class _Checks:
         # no given-name character makes a name only where jieba met it as one very often ('曹操').
         return w[1] in self.given or not tag.startswith("nr") or self.freq.get(w, 0) >= FAMOUS_FREQ
 
+    def dict_person(self, w: str, f: int, tag: str, entries: dict[str, int]) -> bool:
+        """An nr entry of a name dictionary (HanLP's 人名词典: name, tag, count) taken as a known
+        name: 2-4 Han characters, surname first and shaped like a name (person()), never a word
+        jieba knows under another tag ('华侨城' ns, '屈原' n 841), no '某' ('孙某某'), no form of
+        address ('刘先生'), no common word opening it ('黄金周'), not a name glued to the verb
+        after it (its head is an entry met more often: '吴京笑' beside '吴京'); a given character
+        that no given-name list holds only where the dictionary met the entry often ('吕布')."""
+        if tag != "nr" or not (2 <= len(w) <= 4 and _HAN_ONLY.match(w)) or w in self.whitelist:
+            return False
+        if "某" in w or w.endswith(_ADDRESS_ENDINGS) or _time_word(w, self.tags) or self.opens_with_word(w):
+            return False
+        jtag = self.tags.get(w)
+        if jtag is not None and not jtag.startswith("nr"):
+            return False
+        if entries.get(w[:-1], 0) > f:
+            return False
+        sur = starts_with_surname(w, self.single, self.compound)
+        given = w[len(sur):]
+        if sur and len(given) == 1 and given not in self.given:
+            # person() would refuse it; a name the dictionary met often stands ('吕布', '吴尊').
+            return f >= MIN_DICT_FREQ_ODD and w[-1] not in self.endings and not self.holds_common_word(w)
+        return self.person(w)
+
     def transliterated(self, w: str) -> bool:
         """A transliterated name part: no place (ns elsewhere, a place ending), no common word."""
         if not (2 <= len(w) <= 6 and _HAN_ONLY.match(w)) or w in self.whitelist:
@@ -258,8 +301,20 @@ class _Checks:
             starts_with_surname(w, self.single, self.compound))
 
 
+def read_name_dict(path: Path) -> list[tuple[str, str, int]]:
+    """(name, tag, count) of a HanLP-style dictionary (name, then tag and count pairs, a line);
+    the first tag counts."""
+    out = []
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].isdigit():
+            out.append((parts[0], parts[1], int(parts[2])))
+    return out
+
+
 def build(jieba_dict: Path | None = None, people: list[Path] | None = None, people_top: int = 0,
-          foreign: list[Path] | None = None) -> tuple[list[str], list[str], list[str]]:
+          foreign: list[Path] | None = None,
+          name_dicts: list[Path] | None = None) -> tuple[list[str], list[str], list[str]]:
     """(known names, not names, context names) from jieba's dictionary, any person lists and any
     lists of transliterated name parts (`foreign`, one a line)."""
     if jieba_dict is None:
@@ -285,6 +340,10 @@ def build(jieba_dict: Path | None = None, people: list[Path] | None = None, peop
         known.update(w for w in read_people(path, people_top) if c.listed_person(w))
     for path in foreign or []:
         context.update(w for w in read_people(path) if c.foreign_part(w))
+    for path in name_dicts or []:
+        rows = read_name_dict(path)
+        counts = {w: f for w, t, f in rows if t == "nr"}
+        known.update(w for w, t, f in rows if c.dict_person(w, f, t, counts))
     # A place or thing named after a person ('毛泽东故居', '鲁迅公园') is about the person: listing it
     # would veto the name inside it.
     persons = known | {w for w, f, t in entries if t.startswith("nr") and len(w) >= 3}
@@ -298,7 +357,8 @@ _HEADER_KNOWN = """# Well-known people (historical, political, scientific, liter
 # figures, fictional characters), masked wherever they stand as a word. Built by
 # `python -m filters.names_resource` from jieba's bundled dictionary (jieba 0.42.1, MIT licence)
 # and the first 5,134 entries of THUOCL's THUOCL_lishimingren.txt (Tsinghua University NLP lab,
-# MIT licence, github.com/thunlp/THUOCL), filtered as that module says. Do not edit by hand; add names
+# MIT licence, github.com/thunlp/THUOCL) and the nr entries of HanLP's
+# data/dictionary/custom/人名词典.txt (Apache License 2.0), filtered as that module says. Do not edit by hand; add names
 # with filter.text.known_names_extra or your own file (filter.text.known_names_file).
 """
 _HEADER_CONTEXT = """# Transliterated given names and surnames (保罗, 罗斯, 凯西): masked only where a person word stands
@@ -326,11 +386,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="a further person list, one name a line (repeatable)")
     ap.add_argument("--foreign", type=Path, action="append", default=[],
                     help="a list of transliterated name parts, one a line (repeatable): context names")
+    ap.add_argument("--name-dict", type=Path, action="append", default=[],
+                    help="a HanLP-style name dictionary (name tag count a line; repeatable): known names")
     ap.add_argument("--people-top", type=int, default=0,
                     help="take only the first N entries of each person list (0: all)")
     ap.add_argument("--out", type=Path, default=bundled("x").parent, help="where the lists go")
     args = ap.parse_args(argv)
-    known, not_names, context = build(args.jieba_dict, args.people, args.people_top, args.foreign)
+    known, not_names, context = build(args.jieba_dict, args.people, args.people_top, args.foreign,
+                                     args.name_dict)
     _write(args.out / "known_names.txt", _HEADER_KNOWN, known)
     _write(args.out / "not_names.txt", _HEADER_NOT, not_names)
     _write(args.out / "context_names.txt", _HEADER_CONTEXT, context)

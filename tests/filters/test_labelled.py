@@ -27,18 +27,18 @@ DROP_RULES = {"language": (reasons.NO_CHINESE,), "length": (reasons.TOO_SHORT, r
               "sensitive": (reasons.SENSITIVE,)}
 MASK_RULES = {"names": "<人名>", "phone": "<电话>", "e-mail": "<邮箱>", "id number": "<身份证号>"}
 # Where the target is not met yet, the floor the rule holds today (the report prints the figures).
-# Issue 16 asks 0.97 everywhere; every rule meets it except name recall (0.90 on all rows, 0.79 on
-# the real news titles, 0.875 on the holdout; precision 0.986). The names resource is built from
-# jieba's dictionary, THUOCL's 5,134 most-named people and HanLP's transliterated names, all read
-# through the project's reference store (see filters/names_resource.py). The names still missed are
-# ones no such list holds and no context gives away: modern stage and online names (吴尊, 吴莫愁,
-# 吉克隽逸, 陈一发), fictional names without a surname (东华, 凤九, 如萍), transliterated names with
-# no person word beside them (特朗普为什么..., 哈登出现在...), and famous two-character names jieba
-# files as ordinary words (屈原 n, 陆游 n, 吕布 beside 高昂 and 麦田 nr). Raise this floor as the
-# resources grow.
-SHORTFALL = {("names", "recall"): 0.88}
+# Issue 16 asks 0.97 everywhere; every rule meets it except name recall (0.931 on all rows, 0.857 on
+# the real news titles, 0.906 on the holdout; precision 0.987). The names resource is built from
+# jieba's dictionary, THUOCL's 5,134 most-named people, HanLP's transliterated names and the nr
+# entries of HanLP's person dictionary (人名词典), all read through the project's reference store
+# (see filters/names_resource.py). The names still missed are ones no such list holds and no
+# context gives away: online names (陈一发), fictional names without a surname (东华, 凤九, 如萍),
+# game and story characters (鲁班 in 王者荣耀, 杰克), transliterated names with no person word beside
+# them (特朗普为什么..., 哈登出现在..., 小范甘迪表示...), and famous names jieba files as ordinary
+# words (屈原 n, 陆游 n). Raise this floor as the resources grow.
+SHORTFALL = {("names", "recall"): 0.92}
 # Kept captions whose whole cleaned text is as expected (the names missed above show here too).
-EXACT_FLOOR = 0.955
+EXACT_FLOOR = 0.965
 
 
 @pytest.fixture(scope="module")

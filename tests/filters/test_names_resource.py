@@ -87,3 +87,20 @@ def test_foreign_name_list_feeds_the_context_list_only(tmp_path):
     assert not {"梅根", "伦敦"} & set(known)
     for out in ("伦敦", "迪士尼", "马达", "塔斯马尼亚岛"):
         assert out not in context, out
+
+
+def test_name_dictionary_nr_entries_join_the_known_names(tmp_path):
+    """HanLP's 人名词典 (name tag count): nr entries that read as names join the known names; forms
+    of address, '某', names glued to the next word, words jieba files under another tag, rare odd
+    given characters and transliterated (nrf) entries stay out."""
+    _jieba_dict(tmp_path / "dict.txt", ENTRIES + [("华侨城", 300, "ns"), ("屈原", 841, "n")])
+    names = tmp_path / "renming.txt"
+    names.write_text("\n".join([
+        "张馨予 nr 183", "吴莫愁 nr 63", "吕布 nr 16", "吴京 nr 40", "吴京笑 nr 2", "刘先生 nr 50",
+        "孙某某 nr 9", "华侨城 nr 12", "屈原 nr 30", "特朗普 nrf 7", "伊贝拉 nrf 2 nr 1", "吕奋 nr 2",
+    ]), encoding="utf-8")
+    known, _not, _ctx = build(tmp_path / "dict.txt", name_dicts=[names])
+    for name in ("张馨予", "吴莫愁", "吕布", "吴京"):
+        assert name in known, name
+    for out in ("吴京笑", "刘先生", "孙某某", "华侨城", "屈原", "特朗普", "伊贝拉", "吕奋"):
+        assert out not in known, out
