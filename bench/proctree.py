@@ -173,7 +173,7 @@ def kill_tree(root: int, include_root: bool = False, timeout: float = 30.0) -> l
                 os.kill(pid, signal.SIGKILL)
                 signalled.append(pid)
             except ProcessLookupError:
-                pass
+                pass  # ended between the listing and the signal: nothing left to kill
         time.sleep(0.1)
     return signalled
 

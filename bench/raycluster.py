@@ -180,7 +180,7 @@ class LocalCluster:
             try:
                 node.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                pass
+                pass  # its tree is SIGKILLed already; the supervisor is reaped when it exits
             shutil.rmtree(node.temp_dir, ignore_errors=True)
 
     def __enter__(self) -> "LocalCluster":

@@ -35,6 +35,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from bench.chaincheck import check_chain  # noqa: E402
 from bench.rawgen import load_planted, write_raw  # noqa: E402
+from shards.atomic import drop_from_page_cache  # noqa: E402
 
 STAGES = ("filter", "dedup", "shards")
 BYTES_PER_SAMPLE = 3300  # raw tar + index, and the final copy of about as much (see the docstring)
@@ -77,7 +78,7 @@ def run_stage(stage: str, raw: Path, work: Path, env: dict, settings: list[str],
         own = json.loads((work / stage / "stats.json").read_text())
         m["stage_seconds"] = own.get("seconds_by_step") or own.get("seconds")
     except (OSError, ValueError):
-        pass
+        pass  # a stage that failed before writing its stats: the log tail below says why
     if m["rc"] != 0:
         m["log_tail"] = log.read_text(errors="replace")[-3000:]
     return m
@@ -89,19 +90,10 @@ def evict_page_cache(root: Path) -> int:
     is measured cold at every size; otherwise a 1M run reads its inputs from RAM and a 10M run
     (30 GB of raw tars on a 24 GiB box) from disk, and the growth measures the page cache."""
     os.sync()  # dirty pages cannot be dropped; written outputs are flushed first
-    n = 0
-    for p in root.rglob("*"):
-        if p.is_file():
-            try:
-                fd = os.open(p, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                n += 1
-            finally:
-                os.close(fd)
-    return n
+    files = [p for p in root.rglob("*") if p.is_file()]
+    for p in files:
+        drop_from_page_cache(p)
+    return len(files)
 
 
 def _du(path: Path) -> int:

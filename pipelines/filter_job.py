@@ -133,7 +133,11 @@ def filter_partition(part: Partition, cfg: FilterConfig, rules: str, work: str, 
 # -- the global frequency ----------------------------------------------------------------------------
 
 def frequent_bucket(count_files: list[str], bucket: int, buckets: int, max_occurrences: int) -> pa.Array:
-    """Reduce: global counts of the keys whose low bits equal `bucket`; the too-frequent ones."""
+    """Reduce: global counts of the keys whose low bits equal `bucket`; the too-frequent ones.
+
+    Runs as a `filter-frequency` task, never on the driver: it holds one bucket, at most
+    `filter.keys_per_reducer` keys (the driver picks the bucket count so), and one partition's
+    count file at a time before filtering it to the bucket."""
     tables = []
     mask_bits = pa.scalar(buckets - 1, pa.uint64())
     for f in count_files:
