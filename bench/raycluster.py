@@ -34,8 +34,11 @@ _SERVICE_TITLES = ("ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent", "
 
 
 def free_port(host: str = NODE_IP) -> int:
+    """A port free on every address: Ray binds some services of a node on 127.0.0.1 (its client
+    server) whatever the node's IP, so a port free only on `host` can still be taken. Binding the
+    wildcard address checks every interface at once (`host` stays for callers' clarity)."""
     with socket.socket() as s:
-        s.bind((host, 0))
+        s.bind(("", 0))
         return s.getsockname()[1]
 
 
