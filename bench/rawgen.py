@@ -38,7 +38,8 @@ import numpy as np
 import pyarrow as pa
 
 from shards.atomic import write_json_atomic, write_parquet_atomic
-from shards.format import RAW_INDEX_SCHEMA, RAW_SHARD_PATTERN, STATUS_FAILED, STATUS_SUCCESS, AtomicTarWriter
+from shards.format import (OFFSET_COLUMNS, RAW_INDEX_SCHEMA, RAW_SHARD_PATTERN, STATUS_FAILED, STATUS_SUCCESS,
+                           AtomicTarWriter)
 
 ROWS_PER_SHARD = 10_000
 PAYLOADS = 256
@@ -296,12 +297,16 @@ def write_shard(out: str, shard: int, start: int, role, group, rank, seed: int) 
         return json.loads((out_dir / f"{base.name}_stats.json").read_text())
     words, boiler, blobs = _resources()
     c = shard_rows(shard, start, role, group, rank, seed, words, boiler)
+    where = {name: [None] * len(c["key"]) for name in OFFSET_COLUMNS}
     with AtomicTarWriter(base.with_suffix(".tar")) as tar:
         for i, key in enumerate(c["key"]):
             if c["status"][i] != STATUS_SUCCESS:
                 continue
-            tar.write_sample(key, {"jpg": blobs[c["_payload"][i]], "json": _meta_json(c, i),
-                                   "txt": c["caption"][i].encode("utf-8")})
+            at = tar.write_sample(key, {"jpg": blobs[c["_payload"][i]], "json": _meta_json(c, i),
+                                        "txt": c["caption"][i].encode("utf-8")})
+            where["jpg_offset"][i], where["jpg_size"][i] = at["jpg"]
+            where["json_offset"][i], where["json_size"][i] = at["json"]
+    c.update(where)
     c.pop("_payload")
     table = pa.Table.from_pydict(c, schema=RAW_INDEX_SCHEMA)
     ok = int(sum(s == STATUS_SUCCESS for s in c["status"]))

@@ -42,8 +42,8 @@ from crawler.sources import Partition, Row, make_key, read_partition
 from filters.config import ImageRulesConfig
 from filters.image_rules import check_image_size
 from shards.atomic import write_json_atomic, write_parquet_atomic
-from shards.format import (RAW_INDEX_SCHEMA, RAW_SHARD_PATTERN, STATUS_FAILED, STATUS_SUCCESS, AtomicTarWriter,
-                           phash_to_hex, sample_members)
+from shards.format import (IMAGE_EXT, META_EXT, RAW_INDEX_SCHEMA, RAW_SHARD_PATTERN, STATUS_FAILED, STATUS_SUCCESS,
+                           AtomicTarWriter, phash_to_hex, sample_members)
 
 INTERNAL_ERROR = "internal_error"
 # Young-generation collections are this many times rarer while a partition runs.
@@ -153,7 +153,9 @@ class _ShardWriter:
                                         "original_height", "sha256", "bytes", "format")}
             meta["phash"] = phash_to_hex(rec["phash"])
             meta.update({c: rec.get(c) for c in self.extra_cols})
-            self.tar.write_sample(rec["key"], sample_members(img.jpeg, rec["caption"] or "", meta))
+            where = self.tar.write_sample(rec["key"], sample_members(img.jpeg, rec["caption"] or "", meta))
+            rec["jpg_offset"], rec["jpg_size"] = where[IMAGE_EXT]
+            rec["json_offset"], rec["json_size"] = where[META_EXT]
             self.index.append(rec)
             self.successes += 1
         self.pending.clear()

@@ -203,13 +203,14 @@ def run_shards(raw_dirs, output, cfg: WukongConfig, filter_dir=None, dedup_dir=N
             remove_stale_temporaries(split_dir)
             _remove_extra_shards(split_dir, shard_counts[s])
     sizes: dict[str, dict[str, int]] = {split: {} for split in SPLITS}
-    written = {"skipped": 0, "duplicate_key": 0, "bytes": 0}
+    written = {"skipped": 0, "duplicate_key": 0, "bytes": 0, "missing_image_in_tar": 0}
 
     def consume(r: dict) -> None:
         sizes[r["split"]][f"{r['shard']:06d}.tar"] = r["samples"]
         written["skipped"] += r["skipped"]
         written["duplicate_key"] += r["duplicate_key"]
         written["bytes"] += r["bytes"]
+        written["missing_image_in_tar"] += r.get("missing_image_in_tar", 0)
 
     write = ray.remote(_write_task).options(name="shards-write", max_retries=2)
     _map_bounded(write, _write_calls(out, shard_counts, pieces, gather_dir, sc), limit, consume)
@@ -232,6 +233,11 @@ def run_shards(raw_dirs, output, cfg: WukongConfig, filter_dir=None, dedup_dir=N
     if written["duplicate_key"]:
         reasons.setdefault("input", {})
         reasons["input"]["duplicate_key"] = reasons["input"].get("duplicate_key", 0) + written["duplicate_key"]
+    if written["missing_image_in_tar"]:
+        lost = reasons.setdefault("shards", {})
+        lost["missing_image_in_tar"] = lost.get("missing_image_in_tar", 0) + written["missing_image_in_tar"]
+        log.warning("shards: %d samples' images were not where their raw index or plan said and not "
+                    "found in their tar on a rescan (tar changed since?)", written["missing_image_in_tar"])
     if reasons.get("input", {}).get("duplicate_key"):
         log.warning("shards: %d rows repeat a key seen in an earlier shard; the first is used",
                     reasons["input"]["duplicate_key"])

@@ -51,7 +51,14 @@ RAW_INDEX_SCHEMA = pa.schema([
     ("format", pa.string()),         # sniffed from the bytes: JPEG, PNG, WEBP, GIF, ...
     ("source_file", pa.string()),
     ("source_row", pa.int64()),
+    # Where KEY.jpg's and KEY.json's data start in the raw tar and their sizes (null on failure),
+    # so the final shards read a sample by offset without scanning the tar's headers first.
+    ("jpg_offset", pa.int64()),
+    ("jpg_size", pa.int64()),
+    ("json_offset", pa.int64()),
+    ("json_size", pa.int64()),
 ])
+OFFSET_COLUMNS = ("jpg_offset", "jpg_size", "json_offset", "json_size")
 
 
 def phash_to_hex(value: int) -> str:
@@ -97,7 +104,8 @@ class AtomicTarWriter:
         self._offset = 0
         self.count = 0
 
-    def add_member(self, name: str, data: bytes) -> None:
+    def add_member(self, name: str, data: bytes) -> int:
+        """Append one member; returns the offset of its data in the tar."""
         raw = name.encode("utf-8")
         if len(raw) <= 100:
             head = _ustar_header(raw, len(data))
@@ -111,15 +119,20 @@ class AtomicTarWriter:
         self._fh.write(data)
         if pad:
             self._fh.write(b"\x00" * pad)
-        self._offset += len(head) + len(data) + pad
+        data_offset = self._offset + len(head)
+        self._offset = data_offset + len(data) + pad
+        return data_offset
 
-    def write_sample(self, key: str, members: dict[str, bytes]) -> None:
-        """`members` maps extension (jpg, txt, json) to bytes; written in sorted order."""
+    def write_sample(self, key: str, members: dict[str, bytes]) -> dict[str, tuple[int, int]]:
+        """`members` maps extension (jpg, txt, json) to bytes; written in sorted order. Returns
+        {ext: (data offset, size)}."""
         if "." in key or "/" in key:
             raise ValueError(f"invalid sample key {key!r}: keys may not contain '.' or '/'")
+        where = {}
         for ext in sorted(members):
-            self.add_member(f"{key}.{ext}", members[ext])
+            where[ext] = (self.add_member(f"{key}.{ext}", members[ext]), len(members[ext]))
         self.count += 1
+        return where
 
     def close(self) -> None:
         if self._fh.closed:

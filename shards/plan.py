@@ -32,7 +32,7 @@ from shards.exchange import write_grouped
 from shards.format import STATUS_SUCCESS
 from shards.histograms import Histograms
 from shards.parts import read_range
-from shards.sources import INDEX_COLUMNS, locate
+from shards.sources import INDEX_COLUMNS, locate, offsets_from_index
 from shards.splits import SPLITS, position_groups, shuffle_positions, split_indexes
 
 PLAN_VERSION = 1
@@ -215,8 +215,12 @@ def _apply_dedup(rows: _Rows, paths, lo, hi, reasons: dict) -> _Rows:
 
 def _locate_rows(rows: _Rows, tar: str, reasons: dict) -> tuple[_Rows, list[str], np.ndarray, str | None]:
     """Rows whose image is in the raw tar, their keys, (jpg off, len, json off, len) and the
-    tar's error (damage) if any."""
+    tar's error (damage) if any. The index's offset columns are used when it has them, so the
+    tar is not read here; otherwise its headers are scanned."""
     keys = rows.keys.to_pylist()
+    recorded = offsets_from_index(rows.table, tar)
+    if recorded is not None:
+        return rows, keys, recorded, None
     found, st = locate(tar, keys) if keys else ({}, {"missing_image_in_tar": 0, "tar_error": None})
     lost = {}
     if st["missing_image_in_tar"]:

@@ -11,14 +11,16 @@ import os
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from shards.format import IMAGE_EXT, META_EXT, split_member_name
+from shards.format import IMAGE_EXT, META_EXT, OFFSET_COLUMNS, split_member_name
 from shards.parts import IncompleteOutput, Parts, open_parts
 
 INDEX_COLUMNS = ["key", "url", "caption", "status", "error", "width", "height", "original_width",
-                 "original_height", "phash", "sha256"]
+                 "original_height", "phash", "sha256", *OFFSET_COLUMNS]
 
 
 def raw_shard_indexes(raw_dirs) -> list[Path]:
@@ -151,6 +153,26 @@ def member_offsets(tar_path: str) -> tuple[dict[str, dict[str, tuple[int, int]]]
         if parts is not None:
             out.setdefault(parts[0], {})[parts[1]] = (offset, length)
     return out, error
+
+
+def offsets_from_index(table: pa.Table, tar_path: str) -> np.ndarray | None:
+    """(jpg offset, jpg size, json offset, json size) per row from the index's own offset columns
+    (json: -1 if absent), without reading the tar; None when the index has no usable offsets (an
+    index written before they were recorded, a row without them, a member past the tar's end)."""
+    if not set(OFFSET_COLUMNS) <= set(table.column_names) or not table.num_rows:
+        return None
+    cols = [table[c] for c in OFFSET_COLUMNS]
+    if cols[0].null_count or cols[1].null_count:
+        return None
+    out = np.stack([pc.fill_null(c, -1).to_numpy() for c in cols], axis=1).astype(np.int64)
+    try:
+        size = os.stat(tar_path).st_size
+    except OSError:
+        return None
+    ends = np.maximum(out[:, 0] + out[:, 1], np.where(out[:, 2] >= 0, out[:, 2] + out[:, 3], 0))
+    if (out[:, 0] < tarfile.BLOCKSIZE).any() or (ends > size).any():
+        return None
+    return out
 
 
 def locate(tar_path: str, keys: list[str]) -> tuple[dict[str, tuple[int, int, int, int]], dict]:

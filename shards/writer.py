@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from shards.atomic import drop_from_page_cache, write_parquet_atomic
 from shards.exchange import read_table
 from shards.format import IMAGE_EXT, META_EXT, TEXT_EXT, AtomicTarWriter, phash_to_hex
+from shards.sources import member_offsets
 
 DIGEST_META = b"wukong.plan_digest"
 
@@ -62,13 +63,35 @@ def shard_is_done(tar: Path, index: Path, digest: str) -> bool:
 # A raw sample's members are written in sorted order (jpg, json, txt), so its JSON starts at most
 # one block of padding plus one header after the JPEG ends: both come in one read.
 _JSON_AFTER_JPEG_MAX = 2 * tarfile.BLOCKSIZE
+_HEADER = tarfile.BLOCKSIZE
+
+
+def _header_matches(head: bytes, name: bytes, size: int) -> bool:
+    """Whether a tar header is that of member `name` with `size` bytes of data. Offsets come from
+    the raw index (or a scan of the tar when the plan was made); a tar replaced since then must not
+    lend another sample's bytes."""
+    try:
+        if int(head[124:136].split(b"\x00", 1)[0].strip() or b"0", 8) != size:
+            return False
+    except ValueError:
+        return False
+    field, prefix = head[:100].split(b"\x00", 1)[0], head[345:500].split(b"\x00", 1)[0]
+    full = prefix + b"/" + field if prefix and head[257:262] == b"ustar" else field
+    # A longer name than the field holds (GNU/pax headers before this one) is cut to 100 bytes.
+    return full == name or full.endswith(b"/" + name) or (len(name) > 100 and field == name[:100])
+
+
+class _ShortRead(OSError):
+    """Fewer bytes than asked: the tar ends before the recorded member does."""
 
 
 class _Sources:
-    """Open raw tars once per shard; read members by offset."""
+    """Open raw tars once per shard; read members by offset, checking each member's header."""
 
     def __init__(self):
         self._fds: dict[str, int] = {}
+        self._scanned: dict[str, dict] = {}
+        self.missing = 0
 
     def read(self, path: str, offset: int, size: int) -> bytes:
         fd = self._fds.get(path)
@@ -79,19 +102,55 @@ class _Sources:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
         data = os.pread(fd, size, offset)
         if len(data) != size:
-            raise OSError(f"{path}: short read at {offset} ({len(data)} of {size} bytes)")
+            raise _ShortRead(f"{path}: short read at {offset} ({len(data)} of {size} bytes)")
         return data
 
-    def read_sample(self, row: dict) -> tuple[bytes, bytes | None]:
-        """The JPEG and raw JSON of a plan row, in one read when they are neighbours."""
-        jpg_off, jpg_len, json_off, json_len = row["jpg_off"], row["jpg_len"], row["json_off"], row["json_len"]
-        if json_off < 0:
-            return self.read(row["tar"], jpg_off, jpg_len), None
+    def _read_checked(self, tar: str, key: str, jpg_off: int, jpg_len: int, json_off: int,
+                      json_len: int) -> tuple[bytes, bytes | None] | None:
+        """The JPEG and raw JSON with their headers checked (one read when they are neighbours);
+        None when a header is not the member's."""
+        if jpg_off < _HEADER:
+            return None
         gap = json_off - (jpg_off + jpg_len)
-        if 0 <= gap <= _JSON_AFTER_JPEG_MAX:
-            span = self.read(row["tar"], jpg_off, json_off + json_len - jpg_off)
-            return span[:jpg_len], span[json_off - jpg_off:]
-        return self.read(row["tar"], jpg_off, jpg_len), self.read(row["tar"], json_off, json_len)
+        if json_off >= 0 and 0 <= gap <= _JSON_AFTER_JPEG_MAX:
+            start = jpg_off - _HEADER
+            span = self.read(tar, start, json_off + json_len - start)
+            jpg_head, json_head = span[:_HEADER], span[json_off - _HEADER - start:json_off - start]
+            jpg, raw = span[_HEADER:_HEADER + jpg_len], span[json_off - start:]
+        else:
+            span = self.read(tar, jpg_off - _HEADER, _HEADER + jpg_len)
+            jpg_head, jpg = span[:_HEADER], span[_HEADER:]
+            json_head, raw = b"", None
+            if json_off >= _HEADER:
+                span = self.read(tar, json_off - _HEADER, _HEADER + json_len)
+                json_head, raw = span[:_HEADER], span[_HEADER:]
+        if not _header_matches(jpg_head, f"{key}.{IMAGE_EXT}".encode("utf-8"), jpg_len):
+            return None
+        if raw is not None and not _header_matches(json_head, f"{key}.{META_EXT}".encode("utf-8"), json_len):
+            return None
+        return jpg, raw
+
+    def read_sample(self, row: dict) -> tuple[bytes | None, bytes | None]:
+        """The JPEG and raw JSON of a plan row. When the recorded offsets do not hold the member
+        (the tar changed), the tar's headers are scanned once and the member is read where it
+        is; (None, None) when the tar no longer has the image (counted in `missing`)."""
+        tar, key = row["tar"], row["key"]
+        try:
+            got = self._read_checked(tar, key, row["jpg_off"], row["jpg_len"], row["json_off"], row["json_len"])
+        except _ShortRead:
+            got = None
+        if got is not None:
+            return got
+        members = self._scanned.get(tar)
+        if members is None:
+            members = self._scanned[tar] = member_offsets(tar)[0]
+        m = members.get(key, {})
+        if IMAGE_EXT in m:
+            got = self._read_checked(tar, key, *m[IMAGE_EXT], *m.get(META_EXT, (-1, -1)))
+            if got is not None:
+                return got
+        self.missing += 1
+        return None, None
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -142,12 +201,15 @@ def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], di
     """Write the shard of `rows` (plan rows, in order). Returns its counts."""
     tar_path, index_path = Path(tar_path), Path(index_path)
     if shard_is_done(tar_path, index_path, digest):
-        return {"samples": len(rows), "skipped": True, "bytes": tar_path.stat().st_size}
+        return {"samples": pq.read_metadata(index_path).num_rows, "skipped": True,
+                "bytes": tar_path.stat().st_size, "missing_image_in_tar": 0}
     sources = _Sources()
     records = []
     try:
         with AtomicTarWriter(tar_path) as tar:
             for row, jpg, raw_meta in read_in_order(sources, rows, read_threads, read_batch):
+                if jpg is None:
+                    continue
                 tar.write_sample(row["key"], {IMAGE_EXT: jpg, TEXT_EXT: row["caption"].encode("utf-8"),
                                               META_EXT: _meta(raw_meta, row, split)})
                 records.append({**{f.name: row.get(f.name) for f in FINAL_INDEX_SCHEMA}, "split": split,
@@ -158,7 +220,8 @@ def write_shard(tar_path: str, index_path: str, split: str, rows: list[dict], di
     table = table.replace_schema_metadata({DIGEST_META: digest.encode()})
     write_parquet_atomic(index_path, table)
     drop_from_page_cache(tar_path)
-    return {"samples": len(records), "skipped": False, "bytes": tar_path.stat().st_size}
+    return {"samples": len(records), "skipped": False, "bytes": tar_path.stat().st_size,
+            "missing_image_in_tar": sources.missing}
 
 
 def plan_digest(split: str, rows: list[dict]) -> str:

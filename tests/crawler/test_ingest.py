@@ -28,6 +28,7 @@ from crawler.ingest import ingest_partition
 from crawler.sources import make_key, plan_partitions, scan_file
 from pipelines.config import WukongConfig
 from shards.format import iter_tar_samples
+from shards.sources import member_offsets
 from tests.crawler import corpus
 from tests.crawler.servers import LoopbackServer
 
@@ -70,6 +71,16 @@ def _check_exactly_once(out: Path, expected: dict[str, str | None], good_bodies:
     assert len(tar_keys) == len(set(tar_keys)), "no sample twice"
     success_keys = {r["key"] for r in rows if r["status"] == "success"}
     assert set(tar_keys) == success_keys
+    # The index records where each sample's image and metadata are in its tar (none on failure).
+    located = {}
+    for tar in sorted(out.glob("[0-9]*.tar")):
+        located.update(member_offsets(str(tar))[0])
+    for r in rows:
+        recorded = (r["jpg_offset"], r["jpg_size"], r["json_offset"], r["json_size"])
+        if r["status"] == "success":
+            assert recorded == (*located[r["key"]]["jpg"], *located[r["key"]]["json"])
+        else:
+            assert recorded == (None,) * 4
     for r in rows:
         want = expected[r["url"]]
         if want is None:

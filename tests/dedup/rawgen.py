@@ -280,7 +280,8 @@ def synthetic_rows(n: int, seed: int = 0, radius: int = 4, file_index: int = 0) 
         "source_row": np.arange(n, dtype=np.int64),
     }
     cols["error_message"] = cols["error"]
-    return pa.Table.from_pydict({f.name: cols[f.name] for f in RAW_INDEX_SCHEMA}, schema=RAW_INDEX_SCHEMA)
+    columns = {f.name: cols.get(f.name, pa.nulls(n, f.type)) for f in RAW_INDEX_SCHEMA}
+    return pa.Table.from_pydict(columns, schema=RAW_INDEX_SCHEMA)
 
 
 def write_synthetic_indexes(directory: str | Path, table: pa.Table, shards: int) -> list[Path]:

@@ -88,7 +88,12 @@ def write_synthetic(root: str | Path, n: int, per_shard: int = 10_000, layout: s
                                original_height=h, phash=int(hashes[i]), sha256=f"{row:064x}",
                                bytes=len(jpeg), format="JPEG")
                     meta = {k: rec[k] for k in ("key", "url", "caption", "status", "width", "height")}
-                    tar.write_sample(key, sample_members(jpeg, caption, meta))
+                    where = tar.write_sample(key, sample_members(jpeg, caption, meta))
+                    if shard % 2 == 0:
+                        # Even shards record member offsets as ingest does; odd ones are indexes
+                        # of the older format, located by scanning the tar.
+                        (rec["jpg_offset"], rec["jpg_size"]), (rec["json_offset"], rec["json_size"]) = \
+                            where["jpg"], where["json"]
                     cleaned = caption.strip() + "。"
                     if kind == "rejected":
                         rejected["key"].append(key)
