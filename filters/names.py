@@ -57,6 +57,13 @@ _SPEAKER_RE = re.compile(f"^\\s*([{HAN_CLASS}]{{2,4}})\\s*[:：]")
 # preposition or conjunction ('于', '向') does not start a name without one.
 _PARTICLE_TAGS = frozenset({"p", "c", "u", "uj", "ul", "uz", "ug", "uv", "ud"})
 _FUNCTION_TAGS = _PARTICLE_TAGS | {"r"}
+# jieba tags of a word that may be the given part after a surname standing alone before a person
+# verb ('陈' + '一发' + '晒出'): numerals, nouns and names, never an adverb, verb or adjective
+# ('曾' + '多次' + '表示').
+_GIVEN_WORD_TAGS = frozenset({"m", "n", "ng", "nr", "nrfg", "nrt", "nz", "x", ""})
+# Names listed with 、 and closed by a plural pronoun or a head count ('如萍、梦萍她们'): each item
+# 2-3 Han characters.
+_PLURAL_PERSON = ("她们", "他们", "等人", "二人", "两人", "三人", "姐妹", "兄弟")
 
 
 @dataclass
@@ -169,6 +176,8 @@ class NameTagger:
         self.name_chars = frozenset(c for c, k in seen.items() if k >= least and c not in "和与的是在")
         self.person_words = tuple(sorted(self.t.before | self.t.after | self.t.titles, key=len, reverse=True))
         self.verb_lens = sorted({len(w) for w in self.t.verbs}, reverse=True)
+        self.verb_re = re.compile(_alternation(self.t.verbs)) if self.t.verbs else None
+        self.plural_re = re.compile(f"((?:[{HAN_CLASS}]{{2,3}}、)+[{HAN_CLASS}]{{2,3}})(?:{_alternation(_PLURAL_PERSON)})")
         self.join_lens = sorted({len(w) for w in self.t.joins}, reverse=True)
         self.listed = self.t.not_names | self.t.whitelist
         self.listed_max = max(map(len, self.listed), default=0)
@@ -286,6 +295,10 @@ class NameTagger:
         resource, and names the tagger finds where the gate opens; none a listed non-name."""
         found = list(self.known.iter(text)) if len(self.known) and len(text) > 1 else []
         spans = self.known_spans(text, found) + self._listed_after_title(text) + self._speaker(text)
+        if "、" in text:
+            spans += self._listed_with_plural(text)
+        if self.verb_re is not None:
+            spans += self._before_person_verb(text)
         if self.may_hold_name(text):
             self.tagged += 1
             spans += [(a, b) for a, b in self.tag(text) if not self._unlikely(text, a, b)]
@@ -496,6 +509,48 @@ class NameTagger:
         if self._is_common_word(name) or self._freq.get(name) and not self._tags.get(name, "").startswith("nr"):
             return []
         return [(m.start(1), m.end(1))]
+
+    def _listed_with_plural(self, text: str) -> list[tuple[int, int]]:
+        """Names listed with 、 and closed by a plural pronoun or a head count ('如萍、梦萍她们',
+        '张小明、李华等人'): every item that is no dictionary word other than a name. The first
+        item has no left edge: three characters where a surname starts them, else two."""
+        out = []
+        freq, tags = self._dict()
+        for m in self.plural_re.finditer(text):
+            items, pos = m.group(1).split("、"), m.start(1)
+            if len(items[0]) == 3 and self._surname_at(items[0], 0) < 0:
+                items[0], pos = items[0][1:], pos + 1
+            found = []
+            for item in items:
+                if freq.get(item) and not tags.get(item, "").startswith("nr") or self._is_common_word(item):
+                    found = []
+                    break  # a list of things ('老师、家长他们'): no name in it
+                found.append((pos, pos + len(item)))
+                pos += len(item) + 1
+            out += found
+        return out
+
+    def _before_person_verb(self, text: str) -> list[tuple[int, int]]:
+        """A name right before a person verb of two characters or more ('晒出', '回应'): a
+        surname standing alone (no dictionary word starts with it here), then a word of a given
+        name's kind ('陈' + '一发' + '晒出'; never '曾' + '多次' + '表示', an adverb), the three
+        characters no dictionary word and no ordinary word running across their start. (A word
+        the dictionary tags as a person is no evidence here: jieba tags cities and fairs so,
+        '都灵' + '发文', '文博会' + '签约'.)"""
+        out = []
+        freq, tags = self._dict()
+        for m in self.verb_re.finditer(text):
+            p, a = m.start(), m.start() - 3
+            if len(m.group()) < 2 or a < 0:
+                continue
+            w, head, given = text[a:p], text[a:a + 2], text[a + 1:p]
+            if (text[a] in self.t.single and HAN_RE.match(given[-1]) and not freq.get(w)
+                    and not freq.get(head) and freq.get(given)
+                    and tags.get(given, "") in _GIVEN_WORD_TAGS
+                    and tags.get(text[a], "") not in _FUNCTION_TAGS | {"d"}
+                    and not self._crossed(text, a, a)):
+                out.append((a, p))
+        return out
 
     def _listed_after_title(self, text: str) -> list[tuple[int, int]]:
         """Names listed after a title and a colon: each item that starts with a surname and is
