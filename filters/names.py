@@ -176,7 +176,9 @@ class NameTagger:
         self.name_chars = frozenset(c for c, k in seen.items() if k >= least and c not in "和与的是在")
         self.person_words = tuple(sorted(self.t.before | self.t.after | self.t.titles, key=len, reverse=True))
         self.verb_lens = sorted({len(w) for w in self.t.verbs}, reverse=True)
-        self.verb_re = re.compile(_alternation(self.t.verbs)) if self.t.verbs else None
+        # Person verbs of two characters or more, the only ones `_before_person_verb` takes.
+        long_verbs = [w for w in self.t.verbs if len(w) > 1]
+        self.verb_re = re.compile(_alternation(long_verbs)) if long_verbs else None
         self.plural_re = re.compile(f"((?:[{HAN_CLASS}]{{2,3}}、)+[{HAN_CLASS}]{{2,3}})(?:{_alternation(_PLURAL_PERSON)})")
         self.join_lens = sorted({len(w) for w in self.t.joins}, reverse=True)
         self.listed = self.t.not_names | self.t.whitelist
@@ -541,7 +543,7 @@ class NameTagger:
         freq, tags = self._dict()
         for m in self.verb_re.finditer(text):
             p, a = m.start(), m.start() - 3
-            if len(m.group()) < 2 or a < 0:
+            if a < 0:
                 continue
             w, head, given = text[a:p], text[a:a + 2], text[a + 1:p]
             if (text[a] in self.t.single and HAN_RE.match(given[-1]) and not freq.get(w)
