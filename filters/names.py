@@ -61,6 +61,8 @@ _FUNCTION_TAGS = _PARTICLE_TAGS | {"r"}
 # verb ('陈' + '一发' + '晒出'): numerals, nouns and names, never an adverb, verb or adjective
 # ('曾' + '多次' + '表示').
 _GIVEN_WORD_TAGS = frozenset({"m", "n", "ng", "nr", "nrfg", "nrt", "nz", "x", ""})
+# Question words between a name and its verb ('特朗普为什么敢…'); jieba tags them r, with pronouns.
+_QUESTION_WORDS = frozenset({"为什么", "为何", "怎么", "如何", "凭什么"})
 # Names listed with 、 and closed by a plural pronoun or a head count ('如萍、梦萍她们'): each item
 # 2-3 Han characters.
 _PLURAL_PERSON = ("她们", "他们", "等人", "二人", "两人", "三人", "姐妹", "兄弟")
@@ -382,7 +384,10 @@ class NameTagger:
             w = text[a:b]
             if freq.get(w) and not _tags.get(w, "").startswith("nr"):
                 continue  # a place or word the run reached ('伊拉' + '克')
-            if not self._crossed(text, a, b) and not self._inside_proper_noun(text, a, b):
+            # A person verb of two characters or more right after the part fixes its end: a word
+            # across that edge ('登出' of '哈登出现在') is no evidence against it.
+            seams = {b} if self._long_verb_at(text, b) else frozenset()
+            if not self._crossed(text, a, b, seams) and not self._inside_proper_noun(text, a, b):
                 hits.append((a, b))
         if not hits:
             return []
@@ -421,7 +426,22 @@ class NameTagger:
             q += 1
         if text.startswith(self.person_words, q):
             return True
-        return any(text[b:b + n] in self.t.verbs for n in self.verb_lens)
+        return self._verb_at(text, q)
+
+    def _long_verb_at(self, text: str, q: int) -> bool:
+        return any(text[q:q + n] in self.t.verbs for n in self.verb_lens if n > 1)
+
+    def _verb_at(self, text: str, q: int) -> bool:
+        """Whether a person verb starts at q, or after one adverb or question word there
+        ('特朗普为什么敢', '哈登又出现在', '孔蒂也说')."""
+        if any(text[q:q + n] in self.t.verbs for n in self.verb_lens):
+            return True
+        _freq, tags = self._dict()
+        for n in (3, 2, 1):
+            w = text[q:q + n]
+            if len(w) == n and (tags.get(w, "") == "d" or w in _QUESTION_WORDS):
+                return any(text[q + n:q + n + k] in self.t.verbs for k in self.verb_lens)
+        return False
 
     def _joined(self, text: str, a: int, b: int, names: list[tuple[int, int]],
                 chosen: set[tuple[int, int]]) -> bool:
@@ -542,7 +562,12 @@ class NameTagger:
         out = []
         freq, tags = self._dict()
         for m in self.verb_re.finditer(text):
-            p, a = m.start(), m.start() - 3
+            p = m.start()
+            named = self._name_word_before(text, p)
+            if named >= 0:
+                out.append((named, p))
+                continue
+            a = p - 3
             if a < 0:
                 continue
             w, head, given = text[a:p], text[a:a + 2], text[a + 1:p]
@@ -553,6 +578,24 @@ class NameTagger:
                     and not self._crossed(text, a, a)):
                 out.append((a, p))
         return out
+
+    def _name_word_before(self, text: str, p: int) -> int:
+        """Start of a word of three or four characters that the dictionary knows as a person
+        and that ends right before a person verb at p ('范甘迪' + '表示': a transliterated name
+        that opens with a surname character, so neither list holds it), or -1. It ends on a
+        transliteration syllable (jieba tags '文博会', '段时间' and '黄金周' nr too), holds no
+        frequent ordinary word, is no listed non-name, and no ordinary word runs across its start."""
+        freq, tags = self._dict()
+        for n in (4, 3):
+            a = p - n
+            w = text[a:p]
+            if a < 0 or not tags.get(w, "").startswith("nr") or not freq.get(w):
+                continue
+            if w[-1] not in self.name_chars or w in self.listed or self._crossed(text, a, p, {p}) \
+                    or any(self._is_common_word(w[i:i + 2]) for i in range(n - 1)):
+                continue
+            return a
+        return -1
 
     def _listed_after_title(self, text: str) -> list[tuple[int, int]]:
         """Names listed after a title and a colon: each item that starts with a surname and is
