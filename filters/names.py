@@ -313,7 +313,28 @@ class NameTagger:
                 out = self._select(text, out + extra)
         if out and _NAME_DOT_RE.search(text):
             out = self._dotted(text, out)
+        if out:
+            out = self._whole_runs(text, out)
         return self._repeats(text, out) if out else out
+
+    def _whole_runs(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """A name masked while transliteration syllables run on after it ('古力' of '古力娜扎',
+        '图坦' of '图坦卡蒙') is the head of a longer name the lists lack: masking the head alone
+        would leave the rest showing. The mask takes the run, two characters or more of name
+        syllables in which no ordinary word starts ('张伟拉着', '刘德华登台' stay as they are)."""
+        freq, tags = self._dict()
+        out = []
+        for k, (a, b) in enumerate(spans):
+            limit = spans[k + 1][0] if k + 1 < len(spans) else len(text)
+            j = b
+            while j < limit and j - b < _MAX_TRANSLITERATED and text[j] in self.name_chars:
+                j += 1
+            if j - b >= 2 and not any(
+                    freq.get(text[i:e]) and not tags.get(text[i:e], "").startswith("nr")
+                    for i in range(b - 1, j) for e in range(max(i + 2, b + 1), min(len(text), i + _MAX_WORD) + 1)):
+                b = j
+            out.append((a, b))
+        return out
 
     def _dotted(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """The other part of a transliterated full name joined to a masked one by a middle dot
