@@ -61,7 +61,7 @@ _FUNCTION_TAGS = _PARTICLE_TAGS | {"r"}
 # verb ('陈' + '一发' + '晒出'): numerals, nouns and names, never an adverb, verb or adjective
 # ('曾' + '多次' + '表示').
 _GIVEN_WORD_TAGS = frozenset({"m", "n", "ng", "nr", "nrfg", "nrt", "nz", "x", ""})
-# Question words between a name and its verb ('特朗普为什么敢…'); jieba tags them r, with pronouns.
+# Question words between a name and its verb ('库里为什么说'); jieba tags them r, with pronouns.
 _QUESTION_WORDS = frozenset({"为什么", "为何", "怎么", "如何", "凭什么"})
 # Names listed with 、 and closed by a plural pronoun or a head count ('如萍、梦萍她们'): each item
 # 2-3 Han characters.
@@ -406,7 +406,7 @@ class NameTagger:
             if freq.get(w) and not _tags.get(w, "").startswith("nr"):
                 continue  # a place or word the run reached ('伊拉' + '克')
             # A person verb of two characters or more right after the part fixes its end: a word
-            # across that edge ('登出' of '哈登出现在') is no evidence against it.
+            # across that edge ('登出' of '哈登' + '出任') is no evidence against it.
             seams = {b} if self._long_verb_at(text, b) else frozenset()
             if not self._crossed(text, a, b, seams) and not self._inside_proper_noun(text, a, b):
                 hits.append((a, b))
@@ -454,7 +454,7 @@ class NameTagger:
 
     def _verb_at(self, text: str, q: int) -> bool:
         """Whether a person verb starts at q, or after one adverb or question word there
-        ('特朗普为什么敢', '哈登又出现在', '孔蒂也说')."""
+        ('库里为什么说', '孔蒂也表示')."""
         if any(text[q:q + n] in self.t.verbs for n in self.verb_lens):
             return True
         _freq, tags = self._dict()

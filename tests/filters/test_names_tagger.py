@@ -37,6 +37,14 @@ def texts(captions):
     ("秋菊、冬梅她们在院子里", "<人名>、<人名>她们在院子里"),
     # a surname standing alone and a word of a given name's kind before a person verb
     ("李一桐晒出新剧照", "<人名>晒出新剧照"),
+    # a transliterated part, an adverb or question word, then a person verb; 听 is a person verb
+    ("赛前，孔蒂也表示球队已准备好", "赛前，<人名>也表示球队已准备好"),
+    ("库里听到消息后很激动", "<人名>听到消息后很激动"),
+    # a dictionary person word ending on a transliteration syllable before a person verb
+    ("范佩西表示愿意回到球队", "<人名>表示愿意回到球队"),
+    # a name with transliteration syllables running on after it is masked whole, never by half
+    ("古力娜扎出席品牌活动", "<人名>出席品牌活动"),
+    ("埃及法老图坦卡蒙的黄金面具", "埃及法老<人名>的黄金面具"),
 ])
 def test_names_found(caption, expected):
     assert texts([caption]) == [expected]
@@ -56,6 +64,22 @@ def test_names_found(caption, expected):
     "老师、家长他们都来了",             # a list closed by 他们, of common words
     "北京、上海他们都去过",             # ... of places
     "晴儿、金锁她们也来了",             # one item is a dictionary word: the list is not taken
+    "特斯拉发布新款车型",               # brands and places in the transliterated lists, before a verb
+    "阿迪达斯推出新款跑鞋",
+    "迪士尼开园首日人山人海",
+    "乐高推出新品积木",
+    "巴黎出现在镜头里",
+    "都灵发文纪念",
+    "当选伊拉克总统",                   # a country jieba tags as a transliterated name (伊拉克人: a people)
+    "科威特也表示支持",
+    "一段时间表示关注",                 # jieba person words that are no names, before a person verb
+    "黄金周出现在各大景区",
+    "深圳文博会签约项目",
+    "华坚鞋业招聘",
+    "金毛犬出现在草地上",
+    "宫保鸡丁的做法",
+    "克拉出现在钻石证书上",
+    "别克出现在车展",
     "曾多次表示",                       # a surname-like adverb, then an adverb, then a person verb
     "马上回应网友",                     # surname + character make a word
     "高一发文通知",                     # likewise ('高一')
@@ -72,6 +96,11 @@ def test_names_found(caption, expected):
 ])
 def test_lookalikes_stay(caption):
     assert texts([caption]) == [caption]
+
+
+def test_a_name_never_takes_the_word_after_it():
+    """Run-on syllables are taken only where no ordinary word starts among them."""
+    assert texts(["张伟拉着行李箱", "刘德华登台献唱"]) == ["<人名>拉着行李箱", "<人名>登台献唱"]
 
 
 def test_a_conjunction_never_ends_a_name():
