@@ -67,8 +67,8 @@ What goes where:
   after a surname only where jieba met them as a person very often ('曹操'; '麦田' out); no place
   ('张掖' with '张掖市' in jieba, '庐陵' ns) unless jieba tags it as a person ('胡志明').
 - context names (`context_names.txt`, masked only beside a person word): HanLP's transliterated
-  names as said above (none that jieba knows with a people or language suffix: '伊拉克人',
-  '斯拉夫语'), and jieba entries tagged nrt
+  names as said above (none of three characters or more that jieba knows with a people, language
+  or town suffix: '伊拉克人', '斯拉夫语', '多伦多市'), and jieba entries tagged nrt
   (or nr and made of transliteration syllables: '特朗普', '杜兰特') of 2-6 characters met at least
   `MIN_CONTEXT_FREQ` times, no place ending.
 - not names (`not_names.txt`, a name span they cover is never masked unless a title or credit
@@ -141,6 +141,8 @@ _ADDRESS_ENDINGS = ("先生", "小姐", "女士", "老师", "警官", "律师", 
                     "大妈", "大爷", "大姐", "阿姨", "夫人", "太太", "婆婆", "总理", "老板", "师傅")
 # Suffixes that make a word for a country's people or language ('伊拉克人', '斯拉夫语', '哈萨克族').
 _PEOPLE_SUFFIXES = ("人", "语", "族")
+# Suffixes that make a word for a city, county or province ('多伦多市', '库尔勒市', '若羌县').
+_TOWN_SUFFIXES = ("市", "县", "省")
 # Transliteration syllables (斯, 尔, 特, 德, 朗...): characters of jieba's nrt entries; one seen at
 # least this often there counts.
 _SYLLABLE_MIN = 40
@@ -329,10 +331,11 @@ class _Checks:
 
     def nation(self, w: str) -> bool:
         """A country, people or place by jieba: three characters or more, and it knows a word for
-        its people or language ('伊拉克人', '科威特人', '凯尔特人', '斯拉夫语'), whatever tag it gives
+        its people or language ('伊拉克人', '科威特人', '凯尔特人', '斯拉夫语') or for it as a city,
+        county or province ('多伦多市', '库尔勒市'), whatever tag it gives
         the name itself (伊拉克, 科威特 are nrt there). (Two characters are as often a fragment of a
         longer people's name, '奥尔语', and a given name too: '诺曼'.)"""
-        return len(w) >= 3 and any(self.freq.get(w + x) for x in _PEOPLE_SUFFIXES)
+        return len(w) >= 3 and any(self.freq.get(w + x) for x in _PEOPLE_SUFFIXES + _TOWN_SUFFIXES)
 
     def foreign_part(self, w: str) -> bool:
         """An entry of a list of transliterated names that may be masked beside a person word: a
