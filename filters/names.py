@@ -61,6 +61,9 @@ _FUNCTION_TAGS = _PARTICLE_TAGS | {"r"}
 # verb ('陈' + '一发' + '晒出'): numerals, nouns and names, never an adverb, verb or adjective
 # ('曾' + '多次' + '表示').
 _GIVEN_WORD_TAGS = frozenset({"m", "n", "ng", "nr", "nrfg", "nrt", "nz", "x", ""})
+# A word the dictionary also knows with one of these suffixes is a people, country or town
+# ('伊拉克人', '斯拉夫语', '西雅图市'), never a person.
+PLACE_SUFFIXES = ("人", "语", "族", "市", "县", "省")
 # Question words between a name and its verb ('库里为什么说'); jieba tags them r, with pronouns.
 _QUESTION_WORDS = frozenset({"为什么", "为何", "怎么", "如何", "凭什么"})
 # Names listed with 、 and closed by a plural pronoun or a head count ('如萍、梦萍她们'): each item
@@ -403,8 +406,9 @@ class NameTagger:
             while b < len(text) and b - a < _MAX_TRANSLITERATED and text[b] in self.syllables:
                 b += 1
             w = text[a:b]
-            if freq.get(w) and not _tags.get(w, "").startswith("nr"):
-                continue  # a place or word the run reached ('伊拉' + '克')
+            if freq.get(w) and not _tags.get(w, "").startswith("nr") \
+                    or len(w) > 2 and any(freq.get(w + x) for x in PLACE_SUFFIXES):
+                continue  # a place or word the run reached ('伊拉' + '克', '斯图加' + '特')
             # A person verb of two characters or more right after the part fixes its end: a word
             # across that edge ('登出' of '哈登' + '出任') is no evidence against it.
             seams = {b} if self._long_verb_at(text, b) else frozenset()
@@ -603,14 +607,19 @@ class NameTagger:
     def _name_word_before(self, text: str, p: int) -> int:
         """Start of a word of three or four characters that the dictionary knows as a person
         and that ends right before a person verb at p ('范甘迪' + '表示': a transliterated name
-        that opens with a surname character, so neither list holds it), or -1. It ends on a
+        that opens with a surname character, so neither list holds it), or -1. No people or town
+        ('西雅图' with '西雅图市'), not tagged nrt (places among them). It ends on a
         transliteration syllable (jieba tags '文博会', '段时间' and '黄金周' nr too), holds no
         frequent ordinary word, is no listed non-name, and no ordinary word runs across its start."""
         freq, tags = self._dict()
         for n in (4, 3):
             a = p - n
             w = text[a:p]
-            if a < 0 or not tags.get(w, "").startswith("nr") or not freq.get(w):
+            # nrt is jieba's transliteration tag, places included ('乌兰巴托', '斯图加特'); the
+            # transliterated names it holds are the context list's.
+            tag = tags.get(w, "")
+            if a < 0 or not tag.startswith("nr") or tag == "nrt" or not freq.get(w) \
+                    or any(freq.get(w + x) for x in PLACE_SUFFIXES):
                 continue
             if w[-1] not in self.name_chars or w in self.listed or self._crossed(text, a, p, {p}) \
                     or any(self._is_common_word(w[i:i + 2]) for i in range(n - 1)):

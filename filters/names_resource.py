@@ -139,10 +139,6 @@ MIN_DICT_FREQ_ODD = 10
 # Entries of a name dictionary that are a role or a form of address, not a name ('刘先生', '吴大妈').
 _ADDRESS_ENDINGS = ("先生", "小姐", "女士", "老师", "警官", "律师", "经理", "医生", "主任", "同学",
                     "大妈", "大爷", "大姐", "阿姨", "夫人", "太太", "婆婆", "总理", "老板", "师傅")
-# Suffixes that make a word for a country's people or language ('伊拉克人', '斯拉夫语', '哈萨克族').
-_PEOPLE_SUFFIXES = ("人", "语", "族")
-# Suffixes that make a word for a city, county or province ('多伦多市', '库尔勒市', '若羌县').
-_TOWN_SUFFIXES = ("市", "县", "省")
 # Transliteration syllables (斯, 尔, 特, 德, 朗...): characters of jieba's nrt entries; one seen at
 # least this often there counts.
 _SYLLABLE_MIN = 40
@@ -335,7 +331,8 @@ class _Checks:
         county or province ('多伦多市', '库尔勒市'), whatever tag it gives
         the name itself (伊拉克, 科威特 are nrt there). (Two characters are as often a fragment of a
         longer people's name, '奥尔语', and a given name too: '诺曼'.)"""
-        return len(w) >= 3 and any(self.freq.get(w + x) for x in _PEOPLE_SUFFIXES + _TOWN_SUFFIXES)
+        from filters.names import PLACE_SUFFIXES
+        return len(w) >= 3 and any(self.freq.get(w + x) for x in PLACE_SUFFIXES)
 
     def foreign_part(self, w: str) -> bool:
         """An entry of a list of transliterated names that may be masked beside a person word: a

@@ -72,6 +72,10 @@ def test_names_found(caption, expected):
     "都灵发文纪念",
     "当选伊拉克总统",                   # a country jieba tags as a transliterated name (伊拉克人: a people)
     "科威特也表示支持",
+    "西雅图市长出席活动",               # a city in the transliterated list (jieba: 西雅图市), before a title
+    "乌兰巴托表示欢迎",                 # cities jieba tags as transliterated names, before a person verb
+    "斯图加特宣布新计划",
+    "西雅图表示欢迎",
     "一段时间表示关注",                 # jieba person words that are no names, before a person verb
     "黄金周出现在各大景区",
     "深圳文博会签约项目",
