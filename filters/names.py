@@ -57,6 +57,18 @@ _SPEAKER_RE = re.compile(f"^\\s*([{HAN_CLASS}]{{2,4}})\\s*[:：]")
 # preposition or conjunction ('于', '向') does not start a name without one.
 _PARTICLE_TAGS = frozenset({"p", "c", "u", "uj", "ul", "uz", "ug", "uv", "ud"})
 _FUNCTION_TAGS = _PARTICLE_TAGS | {"r"}
+# jieba tags of a word that may be the given part after a surname standing alone before a person
+# verb ('陈' + '一发' + '晒出'): numerals, nouns and names, never an adverb, verb or adjective
+# ('曾' + '多次' + '表示').
+_GIVEN_WORD_TAGS = frozenset({"m", "n", "ng", "nr", "nrfg", "nrt", "nz", "x", ""})
+# A word the dictionary also knows with one of these suffixes is a people, country or town
+# ('伊拉克人', '斯拉夫语', '西雅图市'), never a person.
+PLACE_SUFFIXES = ("人", "语", "族", "市", "县", "省")
+# Question words between a name and its verb ('库里为什么说'); jieba tags them r, with pronouns.
+_QUESTION_WORDS = frozenset({"为什么", "为何", "怎么", "如何", "凭什么"})
+# Names listed with 、 and closed by a plural pronoun or a head count ('如萍、梦萍她们'): each item
+# 2-3 Han characters.
+_PLURAL_PERSON = ("她们", "他们", "等人", "二人", "两人", "三人", "姐妹", "兄弟")
 
 
 @dataclass
@@ -169,6 +181,10 @@ class NameTagger:
         self.name_chars = frozenset(c for c, k in seen.items() if k >= least and c not in "和与的是在")
         self.person_words = tuple(sorted(self.t.before | self.t.after | self.t.titles, key=len, reverse=True))
         self.verb_lens = sorted({len(w) for w in self.t.verbs}, reverse=True)
+        # Person verbs of two characters or more, the only ones `_before_person_verb` takes.
+        long_verbs = [w for w in self.t.verbs if len(w) > 1]
+        self.verb_re = re.compile(_alternation(long_verbs)) if long_verbs else None
+        self.plural_re = re.compile(f"((?:[{HAN_CLASS}]{{2,3}}、)+[{HAN_CLASS}]{{2,3}})(?:{_alternation(_PLURAL_PERSON)})")
         self.join_lens = sorted({len(w) for w in self.t.joins}, reverse=True)
         self.listed = self.t.not_names | self.t.whitelist
         self.listed_max = max(map(len, self.listed), default=0)
@@ -286,6 +302,10 @@ class NameTagger:
         resource, and names the tagger finds where the gate opens; none a listed non-name."""
         found = list(self.known.iter(text)) if len(self.known) and len(text) > 1 else []
         spans = self.known_spans(text, found) + self._listed_after_title(text) + self._speaker(text)
+        if "、" in text:
+            spans += self._listed_with_plural(text)
+        if self.verb_re is not None:
+            spans += self._before_person_verb(text)
         if self.may_hold_name(text):
             self.tagged += 1
             spans += [(a, b) for a, b in self.tag(text) if not self._unlikely(text, a, b)]
@@ -296,7 +316,28 @@ class NameTagger:
                 out = self._select(text, out + extra)
         if out and _NAME_DOT_RE.search(text):
             out = self._dotted(text, out)
+        if out:
+            out = self._whole_runs(text, out)
         return self._repeats(text, out) if out else out
+
+    def _whole_runs(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """A name masked while transliteration syllables run on after it ('古力' of '古力娜扎',
+        '图坦' of '图坦卡蒙') is the head of a longer name the lists lack: masking the head alone
+        would leave the rest showing. The mask takes the run, two characters or more of name
+        syllables in which no ordinary word starts ('张伟拉着', '刘德华登台' stay as they are)."""
+        freq, tags = self._dict()
+        out = []
+        for k, (a, b) in enumerate(spans):
+            limit = spans[k + 1][0] if k + 1 < len(spans) else len(text)
+            j = b
+            while j < limit and j - b < _MAX_TRANSLITERATED and text[j] in self.name_chars:
+                j += 1
+            if j - b >= 2 and not any(
+                    freq.get(text[i:e]) and not tags.get(text[i:e], "").startswith("nr")
+                    for i in range(b - 1, j) for e in range(max(i + 2, b + 1), min(len(text), i + _MAX_WORD) + 1)):
+                b = j
+            out.append((a, b))
+        return out
 
     def _dotted(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """The other part of a transliterated full name joined to a masked one by a middle dot
@@ -365,9 +406,13 @@ class NameTagger:
             while b < len(text) and b - a < _MAX_TRANSLITERATED and text[b] in self.syllables:
                 b += 1
             w = text[a:b]
-            if freq.get(w) and not _tags.get(w, "").startswith("nr"):
-                continue  # a place or word the run reached ('伊拉' + '克')
-            if not self._crossed(text, a, b) and not self._inside_proper_noun(text, a, b):
+            if freq.get(w) and not _tags.get(w, "").startswith("nr") \
+                    or len(w) > 2 and any(freq.get(w + x) for x in PLACE_SUFFIXES):
+                continue  # a place or word the run reached ('伊拉' + '克', '斯图加' + '特')
+            # A person verb of two characters or more right after the part fixes its end: a word
+            # across that edge ('登出' of '哈登' + '出任') is no evidence against it.
+            seams = {b} if self._long_verb_at(text, b) else frozenset()
+            if not self._crossed(text, a, b, seams) and not self._inside_proper_noun(text, a, b):
                 hits.append((a, b))
         if not hits:
             return []
@@ -406,7 +451,22 @@ class NameTagger:
             q += 1
         if text.startswith(self.person_words, q):
             return True
-        return any(text[b:b + n] in self.t.verbs for n in self.verb_lens)
+        return self._verb_at(text, q)
+
+    def _long_verb_at(self, text: str, q: int) -> bool:
+        return any(text[q:q + n] in self.t.verbs for n in self.verb_lens if n > 1)
+
+    def _verb_at(self, text: str, q: int) -> bool:
+        """Whether a person verb starts at q, or after one adverb or question word there
+        ('库里为什么说', '孔蒂也表示')."""
+        if any(text[q:q + n] in self.t.verbs for n in self.verb_lens):
+            return True
+        _freq, tags = self._dict()
+        for n in (3, 2, 1):
+            w = text[q:q + n]
+            if len(w) == n and (tags.get(w, "") == "d" or w in _QUESTION_WORDS):
+                return any(text[q + n:q + n + k] in self.t.verbs for k in self.verb_lens)
+        return False
 
     def _joined(self, text: str, a: int, b: int, names: list[tuple[int, int]],
                 chosen: set[tuple[int, int]]) -> bool:
@@ -496,6 +556,76 @@ class NameTagger:
         if self._is_common_word(name) or self._freq.get(name) and not self._tags.get(name, "").startswith("nr"):
             return []
         return [(m.start(1), m.end(1))]
+
+    def _listed_with_plural(self, text: str) -> list[tuple[int, int]]:
+        """Names listed with 、 and closed by a plural pronoun or a head count ('如萍、梦萍她们',
+        '张小明、李华等人'): every item that is no dictionary word other than a name. The first
+        item has no left edge: three characters where a surname starts them, else two."""
+        out = []
+        freq, tags = self._dict()
+        for m in self.plural_re.finditer(text):
+            items, pos = m.group(1).split("、"), m.start(1)
+            if len(items[0]) == 3 and self._surname_at(items[0], 0) < 0:
+                items[0], pos = items[0][1:], pos + 1
+            found = []
+            for item in items:
+                if freq.get(item) and not tags.get(item, "").startswith("nr") or self._is_common_word(item):
+                    found = []
+                    break  # a list of things ('老师、家长他们'): no name in it
+                found.append((pos, pos + len(item)))
+                pos += len(item) + 1
+            out += found
+        return out
+
+    def _before_person_verb(self, text: str) -> list[tuple[int, int]]:
+        """A name right before a person verb of two characters or more ('晒出', '回应'): a
+        surname standing alone (no dictionary word starts with it here), then a word of a given
+        name's kind ('陈' + '一发' + '晒出'; never '曾' + '多次' + '表示', an adverb), the three
+        characters no dictionary word and no ordinary word running across their start. (A word
+        the dictionary tags as a person is no evidence here: jieba tags cities and fairs so,
+        '都灵' + '发文', '文博会' + '签约'.)"""
+        out = []
+        freq, tags = self._dict()
+        for m in self.verb_re.finditer(text):
+            p = m.start()
+            named = self._name_word_before(text, p)
+            if named >= 0:
+                out.append((named, p))
+                continue
+            a = p - 3
+            if a < 0:
+                continue
+            w, head, given = text[a:p], text[a:a + 2], text[a + 1:p]
+            if (text[a] in self.t.single and HAN_RE.match(given[-1]) and not freq.get(w)
+                    and not freq.get(head) and freq.get(given)
+                    and tags.get(given, "") in _GIVEN_WORD_TAGS
+                    and tags.get(text[a], "") not in _FUNCTION_TAGS | {"d"}
+                    and not self._crossed(text, a, a)):
+                out.append((a, p))
+        return out
+
+    def _name_word_before(self, text: str, p: int) -> int:
+        """Start of a word of three or four characters that the dictionary knows as a person
+        and that ends right before a person verb at p ('范甘迪' + '表示': a transliterated name
+        that opens with a surname character, so neither list holds it), or -1. No people or town
+        ('西雅图' with '西雅图市'), not tagged nrt (places among them). It ends on a
+        transliteration syllable (jieba tags '文博会', '段时间' and '黄金周' nr too), holds no
+        frequent ordinary word, is no listed non-name, and no ordinary word runs across its start."""
+        freq, tags = self._dict()
+        for n in (4, 3):
+            a = p - n
+            w = text[a:p]
+            # nrt is jieba's transliteration tag, places included ('乌兰巴托', '斯图加特'); the
+            # transliterated names it holds are the context list's.
+            tag = tags.get(w, "")
+            if a < 0 or not tag.startswith("nr") or tag == "nrt" or not freq.get(w) \
+                    or any(freq.get(w + x) for x in PLACE_SUFFIXES):
+                continue
+            if w[-1] not in self.name_chars or w in self.listed or self._crossed(text, a, p, {p}) \
+                    or any(self._is_common_word(w[i:i + 2]) for i in range(n - 1)):
+                continue
+            return a
+        return -1
 
     def _listed_after_title(self, text: str) -> list[tuple[int, int]]:
         """Names listed after a title and a colon: each item that starts with a surname and is

@@ -44,6 +44,15 @@ hand-kept name_whitelist.txt):
    often: '吴京' before '吴京笑'), and shaped like a name (`person()`), a one-character given part
    outside the given-name characters only where the dictionary met it `MIN_DICT_FREQ_ODD` times or
    more ('吕布', '吴尊'). Its nrf (transliterated) and nrj (Japanese) entries are not used.
+   Where both this dictionary (nr) and the person list of source 2 hold an entry, two independent
+   sources agree on a person: it joins the known names even where jieba files the characters as an
+   ordinary word or no surname of the table opens it ('陆游' n, '老舍' n, '那英', '阿朵'), as
+   `_Checks.agreed_person` says (2-4 Han characters, no time word, no place, no place, epithet,
+   particle or chemical ending, no speech verb glued on).
+
+Every source: an entry of three or more characters ending in a speech verb (称, 说, 答, 听) is a name
+glued to the verb in news text ('丁好称', '郭靖听'; names ending in 道 or 问 stay: '李政道', '元好问'),
+and one ending like a chemical or material (烯, 烷, 酸, 酮, 醇, 苯, 胺...: '丁二烯') is no name.
 
 What goes where:
 
@@ -58,7 +67,8 @@ What goes where:
   after a surname only where jieba met them as a person very often ('曹操'; '麦田' out); no place
   ('张掖' with '张掖市' in jieba, '庐陵' ns) unless jieba tags it as a person ('胡志明').
 - context names (`context_names.txt`, masked only beside a person word): HanLP's transliterated
-  names as said above, and jieba entries tagged nrt
+  names as said above (none of three characters or more that jieba knows with a people, language
+  or town suffix: '伊拉克人', '斯拉夫语', '多伦多市'), and jieba entries tagged nrt
   (or nr and made of transliteration syllables: '特朗普', '杜兰特') of 2-6 characters met at least
   `MIN_CONTEXT_FREQ` times, no place ending.
 - not names (`not_names.txt`, a name span they cover is never masked unless a title or credit
@@ -110,6 +120,11 @@ _EPITHET_ENDINGS = frozenset("爷皇哥姐嫂叔婶伯婆妈爸娘母父总董�
 _MORE_PLACE_ENDINGS = frozenset("塬坪坝沟峪庄屯堡寨乡营店厂场站所院局社族风报堰渠府门口道")
 # A name glued to the particle or verb after it ('张平的', '郭靖留', '则安之').
 _PARTICLE_ENDINGS = frozenset("和与的是在了也都就及或之才甚犹猛笑便留")
+# Last characters of chemicals and materials ('丁二烯', '乙醇', '苯胺'): no given name ends so.
+_CHEMICAL_ENDINGS = frozenset("烯烷炔酸酮醇醛酚醚酯苯胺铵酐肼腈砜")
+# A speech verb after a name in news text ('丁好称', '宁莉答', '郭靖听'): an entry of three or more
+# characters ending so is a name glued to the verb (names ending in 道 or 问 stay: '李政道').
+_SPEECH_ENDINGS = frozenset("称说答听")
 # Administrative suffixes: a list entry jieba also knows with one of them is a place ('濮阳市').
 _ADMIN_SUFFIXES = ("市", "县", "区", "郡")
 # Last characters of old counties and prefectures ('庐陵', '南郡', '昆阳', '凉州') among entries
@@ -179,7 +194,8 @@ class _Checks:
         self.single, self.compound = surnames()
         self.given = {c for line in load_lines("", "given_name_chars.txt") for w in line.split() for c in w}
         self.whitelist = {w for line in load_lines("", "name_whitelist.txt") for w in line.split()}
-        self.endings = _PLACE_ENDINGS | _EPITHET_ENDINGS | _MORE_PLACE_ENDINGS | _PARTICLE_ENDINGS
+        self.endings = (_PLACE_ENDINGS | _EPITHET_ENDINGS | _MORE_PLACE_ENDINGS | _PARTICLE_ENDINGS
+                        | _CHEMICAL_ENDINGS)
         seen: dict[str, int] = {}
         for w, _f, t in entries:
             if t == "nrt" and _HAN_ONLY.match(w):
@@ -200,7 +216,7 @@ class _Checks:
             return False
         sur = starts_with_surname(w, self.single, self.compound)
         given = w[len(sur):]
-        if not sur or not given or w[-1] in self.endings or _time_word(w, self.tags):
+        if not sur or not given or w[-1] in self.endings or _time_word(w, self.tags) or self.glued_to_verb(w):
             return False
         if len(given) == 1 and given not in self.given:
             return False
@@ -209,6 +225,30 @@ class _Checks:
             return False
         # Four characters after a one-character surname are a name glued to a word ('熊猫宝宝').
         return len(w) < 4 or len(sur) > 1
+
+    @staticmethod
+    def glued_to_verb(w: str) -> bool:
+        """A name of news text glued to the speech verb after it ('丁好称', '郭靖听')."""
+        return len(w) >= 3 and w[-1] in _SPEECH_ENDINGS
+
+    def place(self, w: str) -> bool:
+        """A place by jieba: known with an administrative suffix ('张掖市', '咸丰县'), or filed as a
+        place and ending like an old county or prefecture ('庐陵', '南郡'); never an entry jieba
+        tags as a person ('胡志明', though '胡志明市')."""
+        tag = self.tags.get(w, "")
+        return not tag.startswith("nr") and (any(self.freq.get(w + x) for x in _ADMIN_SUFFIXES)
+                                             or tag.startswith("ns") and w[-1] in _OLD_PLACE_ENDINGS)
+
+    def agreed_person(self, w: str) -> bool:
+        """An entry that a person list (THUOCL's public figures) and a name dictionary (HanLP's nr)
+        both hold: two sources agree it is a person, even where jieba files the same characters as
+        an ordinary word ('陆游' n, '老舍' n) or no surname of the table opens it ('那英', '阿朵').
+        Still 2-4 Han characters, no time word, no place, no place, epithet, particle or chemical
+        ending, and not a name glued to a verb."""
+        if not (2 <= len(w) <= 4 and _HAN_ONLY.match(w)) or w in self.whitelist:
+            return False
+        return not (_time_word(w, self.tags) or self.place(w) or w[-1] in self.endings
+                    or self.glued_to_verb(w))
 
     def holds_common_word(self, w: str) -> bool:
         """Whether a frequent ordinary word of two or three characters stands inside `w`."""
@@ -234,11 +274,8 @@ class _Checks:
         if not (2 <= len(w) <= MAX_LISTED and _HAN_ONLY.match(w)) or w in self.whitelist or _time_word(w, self.tags):
             return False
         tag = self.tags.get(w, "")
-        # A place first: jieba knows it with an administrative suffix ('张掖市', '咸丰县'), or files
-        # it as a place and it ends like an old county or prefecture ('庐陵', '南郡'). Emperors
-        # and people jieba tags as persons stay ('胡志明' nr, though '胡志明市').
-        if not tag.startswith("nr") and (any(self.freq.get(w + x) for x in _ADMIN_SUFFIXES)
-                                         or tag.startswith("ns") and w[-1] in _OLD_PLACE_ENDINGS):
+        # A place first (emperors and people jieba tags as persons stay).
+        if self.place(w):
             return False
         if len(w) > 4:
             # A long name holds no common word ('贝卢斯科尼', '中曾根康弘'); a phrase does
@@ -266,7 +303,8 @@ class _Checks:
         that no given-name list holds only where the dictionary met the entry often ('吕布')."""
         if tag != "nr" or not (2 <= len(w) <= 4 and _HAN_ONLY.match(w)) or w in self.whitelist:
             return False
-        if "某" in w or w.endswith(_ADDRESS_ENDINGS) or _time_word(w, self.tags) or self.opens_with_word(w):
+        if "某" in w or w.endswith(_ADDRESS_ENDINGS) or _time_word(w, self.tags) or self.opens_with_word(w) \
+                or self.glued_to_verb(w):
             return False
         jtag = self.tags.get(w)
         if jtag is not None and not jtag.startswith("nr"):
@@ -281,10 +319,20 @@ class _Checks:
         return self.person(w)
 
     def transliterated(self, w: str) -> bool:
-        """A transliterated name part: no place (ns elsewhere, a place ending), no common word."""
+        """A transliterated name part: no place (ns elsewhere, a place ending), no common word, no
+        people or country."""
         if not (2 <= len(w) <= 6 and _HAN_ONLY.match(w)) or w in self.whitelist:
             return False
-        return w[-1] not in self.endings and not _time_word(w, self.tags)
+        return w[-1] not in self.endings and not _time_word(w, self.tags) and not self.nation(w)
+
+    def nation(self, w: str) -> bool:
+        """A country, people or place by jieba: three characters or more, and it knows a word for
+        its people or language ('伊拉克人', '科威特人', '凯尔特人', '斯拉夫语') or for it as a city,
+        county or province ('多伦多市', '库尔勒市'), whatever tag it gives
+        the name itself (伊拉克, 科威特 are nrt there). (Two characters are as often a fragment of a
+        longer people's name, '奥尔语', and a given name too: '诺曼'.)"""
+        from filters.names import PLACE_SUFFIXES
+        return len(w) >= 3 and any(self.freq.get(w + x) for x in PLACE_SUFFIXES)
 
     def foreign_part(self, w: str) -> bool:
         """An entry of a list of transliterated names that may be masked beside a person word: a
@@ -336,14 +384,19 @@ def build(jieba_dict: Path | None = None, people: list[Path] | None = None, peop
         if t in _NOT_NAME_TAGS and f >= MIN_NOT_NAME_FREQ and c.name_like(w) \
                 and not (t == "nrt" and c.sounds_foreign(w) and c.transliterated(w)):
             not_names.add(w)
+    listed_people: set[str] = set()
     for path in people or []:
-        known.update(w for w in read_people(path, people_top) if c.listed_person(w))
+        names = read_people(path, people_top)
+        listed_people.update(names)
+        known.update(w for w in names if c.listed_person(w))
     for path in foreign or []:
         context.update(w for w in read_people(path) if c.foreign_part(w))
     for path in name_dicts or []:
         rows = read_name_dict(path)
         counts = {w: f for w, t, f in rows if t == "nr"}
         known.update(w for w, t, f in rows if c.dict_person(w, f, t, counts))
+        # Two independent sources agree on a person (THUOCL's list and the dictionary's nr).
+        known.update(w for w in counts if w in listed_people and c.agreed_person(w))
     # A place or thing named after a person ('毛泽东故居', '鲁迅公园') is about the person: listing it
     # would veto the name inside it.
     persons = known | {w for w, f, t in entries if t.startswith("nr") and len(w) >= 3}

@@ -27,18 +27,19 @@ DROP_RULES = {"language": (reasons.NO_CHINESE,), "length": (reasons.TOO_SHORT, r
               "sensitive": (reasons.SENSITIVE,)}
 MASK_RULES = {"names": "<人名>", "phone": "<电话>", "e-mail": "<邮箱>", "id number": "<身份证号>"}
 # Where the target is not met yet, the floor the rule holds today (the report prints the figures).
-# Issue 16 asks 0.97 everywhere; every rule meets it except name recall (0.931 on all rows, 0.857 on
-# the real news titles, 0.906 on the holdout; precision 0.987). The names resource is built from
+# Issue 16 asks 0.97 everywhere; every rule meets it except name recall (0.957 on all rows, 0.915 on
+# the real news titles, 0.938 on the holdout; precision 0.994). The names resource is built from
 # jieba's dictionary, THUOCL's 5,134 most-named people, HanLP's transliterated names and the nr
 # entries of HanLP's person dictionary (人名词典), all read through the project's reference store
-# (see filters/names_resource.py). The names still missed are ones no such list holds and no
-# context gives away: online names (陈一发), fictional names without a surname (东华, 凤九, 如萍),
-# game and story characters (鲁班 in 王者荣耀, 杰克), transliterated names with no person word beside
-# them (特朗普为什么..., 哈登出现在..., 小范甘迪表示...), and famous names jieba files as ordinary
-# words (屈原 n, 陆游 n). Raise this floor as the resources grow.
-SHORTFALL = {("names", "recall"): 0.92}
+# (see filters/names_resource.py). The names still missed are ones no such list holds surely and no
+# context gives away: fictional names without a surname (东华, 凤九), a nickname-like stage name
+# (丫蛋儿), a game character (杰克 in 第五人格), transliterated names standing alone before an ordinary
+# verb (特朗普为什么敢..., 哈登出现在..., 阿奇姆彭一剑封喉: the transliterated lists also hold brands,
+# 特斯拉, 别克, which 'dare' and 'appear' as people do), and 屈原, which only THUOCL holds and jieba
+# files as a frequent noun (docs/design.md). Raise this floor as the resources grow.
+SHORTFALL = {("names", "recall"): 0.95}
 # Kept captions whose whole cleaned text is as expected (the names missed above show here too).
-EXACT_FLOOR = 0.965
+EXACT_FLOOR = 0.975
 
 
 @pytest.fixture(scope="module")
