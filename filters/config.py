@@ -141,6 +141,12 @@ class TextRulesConfig:
     # beside them (title or role, person verb, '·', a name joined by 和/与/、), built with the known
     # names ("" = bundled context_names.txt).
     context_names_file: str = ""
+    # People from CC-CEDICT (dated persons masked anywhere, given names standing alone, the rest
+    # beside a person word), built by `python -m filters.names_resource --cedict`. The list is
+    # CC BY-SA 4.0, not Apache-2.0 like the code: turn it off (false) to ship or use without it
+    # ("" = bundled cedict_persons.txt).
+    use_cedict_persons: bool = True
+    cedict_persons_file: str = ""
     # Names added to the known names (your own well-known people).
     known_names_extra: list[str] = field(default_factory=list)
     # Given-name characters after a surname (Chinese given names have one or two: 王小明, 欧阳娜娜).

@@ -107,7 +107,7 @@ class NameTables:
         context = {w for line in load_lines(cfg.context_names_file, "context_names.txt") for w in line.split()}
         # CC-CEDICT's persons, kept in their own file under their own licence (CC BY-SA 4.0).
         alone: set[str] = set()
-        for line in load_lines("", "cedict_persons.txt"):
+        for line in load_lines(cfg.cedict_persons_file, "cedict_persons.txt") if cfg.use_cedict_persons else ():
             side, *words = line.split()
             {"known": known, "given": alone, "context": context}[side].update(words)
         alone -= known | whitelist | not_names

@@ -160,6 +160,14 @@ def test_cedict_lookalikes_stay(caption):
     assert texts([caption]) == [caption]
 
 
+def test_cedict_list_can_be_turned_off():
+    """The CC BY-SA list is a config switch: without it, its people are no longer known."""
+    off = TextRulesConfig(use_cedict_persons=False)
+    captions = ["屈原投江的地方", "谁才是杰克真爱"]
+    assert [s.text for s in filter_captions(captions, off)[0]] == captions
+    assert texts(captions) == ["<人名>投江的地方", "谁才是<人名>真爱"]
+
+
 def test_cedict_person_rule():
     """A person entry is read off the first gloss by its shape (name words, then life dates or
     '(name)'), never a dynasty, war, book or place."""
