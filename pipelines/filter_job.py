@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from filters import reasons
 from filters.config import FilterConfig
+from filters.frequency_counts import frequent_keys, key_counts
 from filters.partition import (DETAIL_COL, INTERNAL_COLS, KEY_COL, REASON_COL, REJECT_ONLY_COLS, annotate,
                                text_rules_for)
 from filters.rules import problems as text_rule_problems
@@ -117,12 +118,10 @@ def filter_partition(part: Partition, cfg: FilterConfig, rules: str, work: str, 
         return stats, None
     annotated, counts = annotate(table, _chain_for(cfg, rules, jieba_dir), cfg, rules, malformed)
     write_parquet_atomic(files["rows"], annotated)
-    keys = annotated[KEY_COL].drop_null()
-    key_counts = pa.table({"key": keys}).group_by("key").aggregate([("key", "count")])
-    write_parquet_atomic(files["counts"], key_counts.rename_columns(["key", "count"]).cast(
-        pa.schema([("key", pa.uint64()), ("count", pa.int64())])))
+    counts_table = key_counts(annotated[KEY_COL])
+    write_parquet_atomic(files["counts"], counts_table)
     stats = {"partition": part.name, "path": part.path, "rows": table.num_rows + len(malformed),
-             "counts": dict(counts), "distinct_keys": key_counts.num_rows,
+             "counts": dict(counts), "distinct_keys": counts_table.num_rows,
              "seconds": round(time.perf_counter() - t0, 3)}
     write_json_atomic(files["stats"], stats)
     metrics.count_many(STAGE, "transforms", _split_counts(counts)[1], "transform",
@@ -130,24 +129,7 @@ def filter_partition(part: Partition, cfg: FilterConfig, rules: str, work: str, 
     return stats, annotated.schema
 
 
-# -- the global frequency ----------------------------------------------------------------------------
-
-def frequent_bucket(count_files: list[str], bucket: int, buckets: int, max_occurrences: int) -> pa.Array:
-    """Reduce: global counts of the keys whose low bits equal `bucket`; the too-frequent ones.
-
-    Runs as a `filter-frequency` task, never on the driver: it holds one bucket, at most
-    `filter.keys_per_reducer` keys (the driver picks the bucket count so), and one partition's
-    count file at a time before filtering it to the bucket."""
-    tables = []
-    mask_bits = pa.scalar(buckets - 1, pa.uint64())
-    for f in count_files:
-        t = pq.read_table(f)
-        tables.append(t.filter(pc.equal(pc.bit_wise_and(t["key"], mask_bits), pa.scalar(bucket, pa.uint64()))))
-    if not tables:
-        return pa.array([], pa.uint64())
-    total = pa.concat_tables(tables).group_by("key").aggregate([("count", "sum")])
-    return total.filter(pc.greater(total["count_sum"], max_occurrences))["key"].combine_chunks()
-
+# -- the global frequency (filters.frequency_counts: map in pass 1, reduce in filter-frequency tasks) -
 
 def _reduce_buckets(fcfg: FilterConfig, distinct_keys: int) -> int:
     """A power of two: at least the configured reducers (or one per CPU), and enough that no
@@ -337,8 +319,8 @@ def run_filter(inputs, output, cfg: WukongConfig, rules: str = "all") -> dict:
     if "frequency" in text_rules and readable:
         count_files = [str(_work_files(work, fps[i])["counts"]) for i in readable]
         buckets = _reduce_buckets(fcfg, sum(part_stats[i].get("distinct_keys", 0) for i in readable))
-        reduce = ray.remote(frequent_bucket).options(name=f"{STAGE}-frequency")
-        chunks = ray.get([reduce.remote(count_files, b, buckets, fcfg.text.max_occurrences)
+        reduce = ray.remote(frequent_keys).options(name=f"{STAGE}-frequency")
+        chunks = ray.get([reduce.remote(count_files, b, buckets, fcfg.text.max_occurrences, fcfg.keys_per_reducer)
                           for b in range(buckets)])
         frequent = pa.concat_arrays([c.cast(pa.uint64()) for c in chunks])
 
